@@ -74,11 +74,18 @@ export function parseMode(value: string, where: string): Mode {
 /** Parses a CIDR or a bare address (taken as /32 or /128); throws ConfigError naming the bad entry. */
 export function parseCidrList(values: string[], where: string): string[] {
   return values.map((raw) => {
-    const withLen = raw.includes('/') ? raw : `${raw}/${ipaddr.IPv6.isValid(raw) && !ipaddr.IPv4.isValid(raw) ? 128 : 32}`;
-    if (!ipaddr.isValidCIDR(withLen)) throw new ConfigError(`${where}: "${raw}" is not an IP address or CIDR range.`);
-    const [addr, len] = ipaddr.parseCIDR(withLen);
+    // Strict forms only: ipaddr.js also takes legacy shorthands (octal "010.0.0.1", "10/8") that
+    // would silently authorize an address nobody meant.
+    const [addrText, lenText, extra] = raw.split('/');
+    const isV4 = ipaddr.IPv4.isValidFourPartDecimal(addrText);
+    const isV6 = !isV4 && addrText.includes(':') && ipaddr.IPv6.isValid(addrText);
+    const max = isV4 ? 32 : 128;
+    const len = lenText === undefined ? max : /^\d{1,3}$/.test(lenText) ? Number(lenText) : NaN;
+    if ((!isV4 && !isV6) || extra !== undefined || !(len >= 0 && len <= max)) {
+      throw new ConfigError(`${where}: "${raw}" is not an IP address or CIDR range.`);
+    }
     if (len === 0) throw new ConfigError(`${where}: "${raw}" opens the API server to every address; NetGuard never restores it.`);
-    return `${addr.toString()}/${len}`;
+    return `${ipaddr.parse(addrText).toString()}/${len}`;
   });
 }
 
