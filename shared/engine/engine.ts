@@ -1,0 +1,479 @@
+// The reconcile engine: observe → evaluate → mode/exemption → act / ask / report → verify → record.
+// An event is only a hint of which resources to look at; every run re-reads live state and acts only
+// on the difference, so running twice changes nothing.
+import type { ArmGateway } from '../azure/arm';
+import type { ArmManagedCluster, ArmNetworkSecurityGroup } from '../azure/armTypes';
+import { ArmError, ConcurrencyError, VerificationError, classifyError, describeError } from '../azure/errors';
+import { idKey, sameId, subscriptionOf } from '../azure/ids';
+import { TopologyIndex, type Inventory } from '../azure/topology';
+import type { Settings } from '../config';
+import { knownGoodRanges } from '../controls/apiAuthorizedRanges';
+import { CONTROLS } from '../controls/index';
+import type { ClusterObservation, Control, Judgement, PlannedChange } from '../controls/types';
+import type { Notice, NoticeSink } from '../notify/types';
+import type { ApprovalRecord, StateStore } from '../store/types';
+import { summarize, type ControlId, type Finding, type FindingAction, type FindingStatus, type Mode, type RunReport } from '../types';
+import { resolveMode } from './modes';
+
+/** How many times a write is retried after a 412 (each time after re-reading and re-judging). */
+const MAX_CONFLICT_ROUNDS = 3;
+/** How many successive fixes one target may need in one run (e.g. narrow an Allow, then add the Deny). */
+const MAX_FIX_STEPS = 3;
+
+export interface EngineDeps {
+  arm: ArmGateway;
+  settings: Settings;
+  /** Absent: stateless (no baselines, no approvals; approve acts as report). */
+  store?: StateStore;
+  clock?: () => Date;
+  /** Progress lines for a person watching (the CLI prints them on stderr). */
+  progress?: (line: string) => void;
+  /** Warnings for a person (storage trouble, approve acting as report). */
+  warn?: (line: string) => void;
+  /** Where approval requests and remediation notices go (Teams delivery happens elsewhere). */
+  notices?: NoticeSink;
+}
+
+export interface RunOptions {
+  /** CLI --mode; `report` is a dry run. */
+  cliMode?: Mode;
+  /** Who last changed the resources (from an event's claims), for approval requests and details. */
+  changedBy?: string;
+}
+
+/** One planned action on one target, shared by every cluster whose finding points at it. */
+interface TargetOutcome {
+  action: FindingAction;
+  status?: FindingStatus;
+  detail: string;
+}
+
+class Run {
+  /** Set when a person approved the fix (audit "actor"). */
+  actor?: string;
+  changedBy?: string;
+  writes = 0;
+  warnedNoStore = false;
+  readonly outcomes = new Map<string, Promise<TargetOutcome>>();
+  readonly findings: Finding[] = [];
+  clusters = 0;
+}
+
+export class Engine {
+  private readonly clock: () => Date;
+
+  constructor(private readonly deps: EngineDeps) {
+    this.clock = deps.clock ?? (() => new Date());
+  }
+
+  /** Sweeps whole subscriptions; one subscription's failure becomes error findings, never an abort. */
+  async sweep(subscriptionIds: string[], options: RunOptions = {}): Promise<RunReport> {
+    const run = new Run();
+    for (const sub of subscriptionIds) {
+      this.deps.progress?.(`Reading subscription ${sub}…`);
+      let inventory: Inventory;
+      try {
+        inventory = await this.deps.arm.readInventory(sub);
+      } catch (err) {
+        this.failScope(run, `/subscriptions/${sub}`, `Could not list clusters and networks of subscription ${sub}: ${describeError(err)}`);
+        continue;
+      }
+      this.deps.progress?.(`Judging ${inventory.clusters.length} cluster(s) in ${sub}…`);
+      await this.judgeClusters(run, inventory, inventory.clusters, options);
+    }
+    return this.report(run);
+  }
+
+  /**
+   * Reconciles what one resource can affect: a cluster (every control), or an NSG, subnet or VNet
+   * (node-ssh-deny of the clusters behind it). Unknown resources lead to an empty report.
+   */
+  async reconcile(resourceId: string, options: RunOptions = {}): Promise<RunReport> {
+    const run = new Run();
+    const sub = subscriptionOf(resourceId);
+    const inventory = await this.deps.arm.readInventory(sub);
+    const topology = new TopologyIndex(inventory);
+    const scope = clustersAffectedBy(resourceId, topology);
+    await this.judgeClusters(run, inventory, scope.clusters, options, scope.onlyNodeSsh ? ['node-ssh-deny'] : undefined, topology);
+    return this.report(run);
+  }
+
+  private report(run: Run): RunReport {
+    return { findings: run.findings, summary: summarize(run.findings, run.clusters) };
+  }
+
+  private failScope(run: Run, scopeId: string, detail: string): void {
+    for (const control of CONTROLS) {
+      run.findings.push({ control: control.id, resourceId: scopeId, targetId: scopeId, status: 'error', action: 'none', detail });
+    }
+  }
+
+  private async judgeClusters(
+    run: Run,
+    inventory: Inventory,
+    clusters: ArmManagedCluster[],
+    options: RunOptions,
+    onlyControls?: ControlId[],
+    topology = new TopologyIndex(inventory),
+  ): Promise<void> {
+    for (const cluster of clusters) {
+      run.clusters++;
+      let baseline: string[] | undefined;
+      try {
+        baseline = await this.deps.store?.getBaseline(cluster.id);
+      } catch (err) {
+        this.deps.warn?.(`Could not read the saved authorized IP ranges of ${cluster.id}: ${describeError(err)}`);
+      }
+      const observation: ClusterObservation = {
+        cluster,
+        topology,
+        baselineAuthorizedRanges: baseline,
+        fallbackAuthorizedRanges: this.deps.settings.authorizedIpRanges,
+      };
+      for (const control of CONTROLS) {
+        if (onlyControls && !onlyControls.includes(control.id)) continue;
+        const findings = await this.judgeControl(run, control, observation, options);
+        run.findings.push(...findings);
+        for (const f of findings) await this.record(f);
+      }
+    }
+  }
+
+  private async record(finding: Finding): Promise<void> {
+    if (!this.deps.store) return;
+    try {
+      await this.deps.store.recordFinding(finding, this.clock());
+    } catch (err) {
+      this.deps.warn?.(`Could not record the finding for ${finding.targetId}: ${describeError(err)}`);
+    }
+  }
+
+  private async judgeControl(run: Run, control: Control, observation: ClusterObservation, options: RunOptions): Promise<Finding[]> {
+    const clusterId = observation.cluster.id;
+    let judgements: Judgement[];
+    try {
+      judgements = control.evaluate(observation);
+    } catch (err) {
+      return [{ control: control.id, resourceId: clusterId, targetId: clusterId, status: 'error', action: 'none', detail: `Could not judge: ${describeError(err)}` }];
+    }
+    const out: Finding[] = [];
+    for (const judgement of judgements) {
+      const base = { control: control.id, resourceId: clusterId, targetId: judgement.targetId };
+      const resolved = resolveMode({ control, judgement, settings: this.deps.settings, cliMode: options.cliMode });
+      const notes = resolved.notes.length ? ` ${resolved.notes.join(' ')}` : '';
+      if (resolved.exempt) {
+        out.push({ ...base, status: 'exempt', action: 'skipped', detail: `${judgement.detail}${notes}` });
+        continue;
+      }
+      if (judgement.compliant) {
+        await this.saveBaseline(control.id, observation.cluster);
+        out.push({ ...base, status: 'compliant', action: 'none', detail: `${judgement.detail}${notes}` });
+        continue;
+      }
+      const key = `${control.id}|${idKey(judgement.targetId)}`;
+      let outcome = run.outcomes.get(key);
+      if (!outcome) {
+        outcome = this.handleDrift(run, control, judgement, observation, resolved.mode, options).catch((err) => ({
+          action: 'none' as const,
+          status: 'error' as const,
+          detail: `${judgement.detail} NetGuard could not repair it: ${describeError(err)}`,
+        }));
+        run.outcomes.set(key, outcome);
+      }
+      const o = await outcome;
+      out.push({ ...base, status: o.status ?? 'drift', action: o.action, detail: `${o.detail}${notes}` });
+    }
+    return out;
+  }
+
+  private async saveBaseline(control: ControlId, cluster: ArmManagedCluster): Promise<void> {
+    if (control !== 'api-authorized-ranges' || !this.deps.store) return;
+    const ranges = knownGoodRanges(cluster);
+    if (!ranges) return;
+    try {
+      const saved = await this.deps.store.getBaseline(cluster.id);
+      if (saved && sameList(saved, ranges)) return;
+      await this.deps.store.putBaseline(cluster.id, ranges, this.clock());
+    } catch (err) {
+      this.deps.warn?.(`Could not save the authorized IP ranges of ${cluster.id}: ${describeError(err)}`);
+    }
+  }
+
+  private async handleDrift(
+    run: Run,
+    control: Control,
+    judgement: Judgement,
+    observation: ClusterObservation,
+    mode: Mode,
+    options: RunOptions,
+  ): Promise<TargetOutcome> {
+    const plan = control.plan(judgement, observation);
+    if (plan.kind === 'none') return { action: 'reported', detail: `${judgement.detail} ${plan.reason}` };
+
+    let personReason: string | undefined;
+    if (mode === 'report') return { action: 'reported', detail: `${judgement.detail} Mode report: NetGuard would ${lowerFirst(plan.summary)}` };
+    if (mode === 'approve') personReason = 'the control is in approve mode';
+    else if (plan.needsPerson) personReason = 'the fix changes an existing Allow rule, which needs a person';
+    else if (run.writes >= this.deps.settings.maxWritesPerRun) {
+      personReason = `this run reached AKS_NETGUARD_MAX_WRITES_PER_RUN (${this.deps.settings.maxWritesPerRun})`;
+    }
+    if (personReason) return this.requestApproval(run, control, judgement, plan, personReason, options);
+    run.changedBy = options.changedBy;
+    return this.remediate(run, control, judgement, observation, plan);
+  }
+
+  private async requestApproval(
+    run: Run,
+    control: Control,
+    judgement: Judgement,
+    plan: PlannedChange,
+    reason: string,
+    options: RunOptions,
+  ): Promise<TargetOutcome> {
+    const store = this.deps.store;
+    if (!store) {
+      if (!run.warnedNoStore) {
+        run.warnedNoStore = true;
+        this.deps.warn?.('No AzureWebJobsStorage: approvals cannot be stored, so approve acts as report.');
+      }
+      return { action: 'reported', detail: `${judgement.detail} Needs approval (${reason}), but without storage approve acts as report: would ${lowerFirst(plan.summary)}` };
+    }
+    const now = this.clock();
+    const { created, approval } = await store.requestApproval({
+      control: control.id,
+      clusterId: judgement.clusterId,
+      targetId: judgement.targetId,
+      detail: judgement.detail,
+      change: plan,
+      reason,
+      requestedAt: now.toISOString(),
+      expiresAt: new Date(now.getTime() + this.deps.settings.approvalTtlHours * 3600_000).toISOString(),
+      changedBy: options.changedBy,
+    });
+    if (created) {
+      await this.audit({ control: control.id, clusterId: judgement.clusterId, targetId: judgement.targetId, event: 'approval-requested', after: plan, actor: 'netguard', detail: reason });
+      await this.notify({ kind: 'approval-requested', approval });
+    }
+    const since = created ? '' : ` (waiting since ${approval.requestedAt})`;
+    return { action: 'approval-requested', detail: `${judgement.detail} Waiting for approval${since} because ${reason}: ${plan.summary}` };
+  }
+
+  /** Applies, re-reads, re-judges. On 412: re-read, re-judge, re-plan, try again (bounded). */
+  private async remediate(
+    run: Run,
+    control: Control,
+    judgement: Judgement,
+    observation: ClusterObservation,
+    first: PlannedChange,
+    approved = false,
+  ): Promise<TargetOutcome> {
+    let plan: PlannedChange = first;
+    let current = judgement;
+    let conflicts = 0;
+    const applied: string[] = [];
+    for (let step = 0; step < MAX_FIX_STEPS + MAX_CONFLICT_ROUNDS; step++) {
+      try {
+        this.deps.progress?.(`${control.id}: ${plan.summary}`);
+        run.writes++;
+        await this.apply(plan, observation);
+        applied.push(plan.summary);
+      } catch (err) {
+        if (err instanceof ArmError && err.status === 412) {
+          if (++conflicts > MAX_CONFLICT_ROUNDS) throw new ConcurrencyError(`${judgement.targetId} kept changing under NetGuard (412 ${conflicts} times).`);
+        } else {
+          await this.audit({ control: control.id, clusterId: judgement.clusterId, targetId: judgement.targetId, event: 'write-failed', before: planBefore(plan), after: planAfter(plan), actor: 'netguard (auto)', detail: describeError(err) });
+          throw err;
+        }
+      }
+      // Verify (or, after a 412, catch up): re-read the target and judge it again.
+      const refreshed = await this.reobserve(observation, current);
+      const again = control.evaluate(refreshed).find((j) => sameId(j.targetId, judgement.targetId));
+      if (!again || again.compliant) {
+        if (applied.length === 0) return { action: 'none', status: 'compliant', detail: `${judgement.detail} It was repaired by someone else before NetGuard's write.` };
+        const actor = run.actor ?? 'netguard (auto)';
+        await this.audit({ control: control.id, clusterId: judgement.clusterId, targetId: judgement.targetId, event: 'remediated', before: planBefore(first), after: planAfter(plan), actor, mode: run.actor ? 'approve' : 'auto', detail: applied.join(' Then: ') });
+        const detail = `${judgement.detail} NetGuard fixed it: ${applied.join(' Then: ')}`;
+        const finding: Finding = { control: control.id, resourceId: judgement.clusterId, targetId: judgement.targetId, status: 'drift', action: 'remediated', detail };
+        await this.notify({ kind: 'remediated', finding, change: plan, changedBy: run.changedBy, at: this.clock().toISOString() });
+        return { action: 'remediated', detail };
+      }
+      const next = control.plan(again, refreshed);
+      if (next.kind === 'none') throw new VerificationError(`the write did not make it compliant: ${again.detail} ${next.reason}`);
+      if (applied.length > 0 && sameChange(next, plan)) {
+        await this.audit({ control: control.id, clusterId: judgement.clusterId, targetId: judgement.targetId, event: 'verify-failed', after: planAfter(plan), actor: 'netguard (auto)', detail: again.detail });
+        throw new VerificationError(`Azure accepted the write but re-reading shows it did not take: ${again.detail}`);
+      }
+      if (next.needsPerson && !approved) {
+        return this.requestApproval(run, control, again, next, 'the fix changes an existing Allow rule, which needs a person', {});
+      }
+      plan = next;
+      current = again;
+      observation = refreshed;
+    }
+    throw new ConcurrencyError(`${judgement.targetId} did not settle after ${MAX_FIX_STEPS} fixes.`);
+  }
+
+  private async apply(plan: PlannedChange, observation: ClusterObservation): Promise<void> {
+    const arm = this.deps.arm;
+    if (plan.kind === 'security-rule') {
+      await arm.putSecurityRule(plan.nsgId, plan.ruleName, plan.after, plan.ifMatch);
+      return;
+    }
+    // A cluster goes back exactly as it was read, with only the drifted property changed, and
+    // If-Match on the ETag that was read. A list answer without an ETag is re-read first.
+    let cluster: ArmManagedCluster = structuredClone(observation.cluster);
+    let ifMatch = plan.ifMatch ?? cluster.eTag;
+    if (!ifMatch) {
+      const fresh = await arm.getCluster(plan.clusterId);
+      cluster = fresh.cluster;
+      ifMatch = fresh.etag;
+    }
+    setPath(cluster, plan.path, plan.after);
+    const op = await arm.startClusterUpdate(cluster, ifMatch);
+    this.deps.progress?.(`Waiting for ${cluster.name} to finish updating (AKS updates take minutes)…`);
+    await arm.waitForOperation(op, (s) => this.deps.progress?.(`  ${cluster.name}: ${s}`));
+  }
+
+  /** Re-reads what a judgement depends on and returns an observation with it replaced. */
+  private async reobserve(observation: ClusterObservation, judgement: Judgement): Promise<ClusterObservation> {
+    const arm = this.deps.arm;
+    const inv = observation.topology.inventory;
+    if (sameId(judgement.targetId, observation.cluster.id)) {
+      const { cluster } = await arm.getCluster(observation.cluster.id);
+      const inventory: Inventory = { ...inv, clusters: inv.clusters.map((c) => (sameId(c.id, cluster.id) ? cluster : c)) };
+      return { ...observation, cluster, topology: new TopologyIndex(inventory) };
+    }
+    let nsg: ArmNetworkSecurityGroup;
+    try {
+      nsg = await arm.getNsg(judgement.targetId);
+    } catch (err) {
+      if (err instanceof ArmError && err.status === 404) return observation;
+      throw err;
+    }
+    const inventory: Inventory = { ...inv, nsgs: inv.nsgs.map((n) => (sameId(n.id, nsg.id) ? nsg : n)) };
+    return { ...observation, topology: new TopologyIndex(inventory) };
+  }
+
+  /**
+   * Applies an approved fix, but only if it is still the right one: the resource is re-read and the
+   * control re-judged; a drift that is gone or has changed is reported and nothing is applied.
+   */
+  async executeApproval(approval: ApprovalRecord, decidedBy: string): Promise<{ result: 'applied' | 'gone' | 'changed' | 'failed'; detail: string }> {
+    const control = CONTROLS.find((c) => c.id === approval.control);
+    if (!control) return { result: 'failed', detail: `Unknown control ${approval.control}.` };
+    let inventory: Inventory;
+    try {
+      inventory = await this.deps.arm.readInventory(subscriptionOf(approval.clusterId));
+    } catch (err) {
+      return { result: 'failed', detail: `Could not re-read the resources: ${describeError(err)}` };
+    }
+    const cluster = inventory.clusters.find((c) => sameId(c.id, approval.clusterId));
+    if (!cluster) return { result: 'gone', detail: `The cluster ${approval.clusterId} no longer exists; nothing was changed.` };
+    const observation: ClusterObservation = {
+      cluster,
+      topology: new TopologyIndex(inventory),
+      baselineAuthorizedRanges: await this.deps.store?.getBaseline(cluster.id).catch(() => undefined),
+      fallbackAuthorizedRanges: this.deps.settings.authorizedIpRanges,
+    };
+    const judgement = control.evaluate(observation).find((j) => sameId(j.targetId, approval.targetId));
+    if (!judgement || judgement.compliant) {
+      return { result: 'gone', detail: `The drift is gone${judgement ? `: ${judgement.detail}` : ''}; nothing was changed.` };
+    }
+    const plan = control.plan(judgement, observation);
+    if (plan.kind === 'none' || !sameChange(plan, approval.change)) {
+      const now = plan.kind === 'none' ? plan.reason : plan.summary;
+      return { result: 'changed', detail: `The drift has changed since the request (${judgement.detail} Now: ${now}); nothing was changed. A new request follows if it is still needed.` };
+    }
+    const run = new Run();
+    run.actor = decidedBy;
+    run.changedBy = approval.changedBy;
+    try {
+      const outcome = await this.remediate(run, control, judgement, observation, plan, true);
+      if (outcome.action === 'remediated') return { result: 'applied', detail: outcome.detail };
+      return { result: 'failed', detail: outcome.detail };
+    } catch (err) {
+      return { result: 'failed', detail: `The fix failed: ${describeError(err)}` };
+    }
+  }
+
+  private async notify(notice: Notice): Promise<void> {
+    if (!this.deps.notices) return;
+    try {
+      await this.deps.notices.enqueue(notice);
+    } catch (err) {
+      this.deps.warn?.(`Could not queue the ${notice.kind} notice: ${describeError(err)}`);
+    }
+  }
+
+  private async audit(entry: Omit<Parameters<StateStore['audit']>[0], 'at'>): Promise<void> {
+    if (!this.deps.store) return;
+    try {
+      await this.deps.store.audit({ ...entry, at: this.clock().toISOString() });
+    } catch (err) {
+      this.deps.warn?.(`Could not write the audit row for ${entry.targetId}: ${describeError(err)}`);
+    }
+  }
+}
+
+/** The clusters a resource can affect, and whether only node-ssh-deny is concerned. */
+export function clustersAffectedBy(resourceId: string, topology: TopologyIndex): { clusters: ArmManagedCluster[]; onlyNodeSsh: boolean } {
+  const id = resourceId.toLowerCase();
+  const clusterMatch = /^(.*\/providers\/microsoft\.containerservice\/managedclusters\/[^/]+)/.exec(id);
+  if (clusterMatch) {
+    return { clusters: topology.inventory.clusters.filter((c) => c.id.toLowerCase() === clusterMatch[1]), onlyNodeSsh: false };
+  }
+  const nsgMatch = /^(.*\/providers\/microsoft\.network\/networksecuritygroups\/[^/]+)/.exec(id);
+  if (nsgMatch) {
+    const nsgId = nsgMatch[1];
+    // Behind the NSG now, or (after a detach or delete) still naming it from a node subnet in the inventory.
+    const clusters = topology.inventory.clusters.filter((c) =>
+      topology.clusterSubnets(c).nodeSubnets.some((s) => s.nsgId?.toLowerCase() === nsgId),
+    );
+    return { clusters, onlyNodeSsh: true };
+  }
+  const subnetMatch = /^(.*\/providers\/microsoft\.network\/virtualnetworks\/[^/]+\/subnets\/[^/]+)/.exec(id);
+  if (subnetMatch) return { clusters: topology.clustersUsingSubnet(subnetMatch[1]), onlyNodeSsh: true };
+  const vnetMatch = /^(.*\/providers\/microsoft\.network\/virtualnetworks\/[^/]+)$/.exec(id);
+  if (vnetMatch) {
+    const clusters = topology.inventory.clusters.filter((c) => {
+      const s = topology.clusterSubnets(c);
+      return [...s.nodeSubnets, ...s.podSubnets].some((x) => x.id.toLowerCase().startsWith(`${vnetMatch[1]}/subnets/`));
+    });
+    return { clusters, onlyNodeSsh: true };
+  }
+  return { clusters: [], onlyNodeSsh: true };
+}
+
+function setPath(target: Record<string, any>, path: string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    if (node[key] === undefined || node[key] === null) node[key] = {};
+    node = node[key];
+  }
+  node[path[path.length - 1]] = value;
+}
+
+function planBefore(p: PlannedChange): unknown {
+  return p.before;
+}
+function planAfter(p: PlannedChange): unknown {
+  return p.after;
+}
+
+/** Same fix on the same thing (ETags and wording aside). */
+function sameChange(a: PlannedChange, b: PlannedChange): boolean {
+  const where = (p: PlannedChange) => (p.kind === 'security-rule' ? [p.nsgId.toLowerCase(), p.ruleName.toLowerCase()] : [p.clusterId.toLowerCase(), ...p.path]);
+  return a.kind === b.kind && JSON.stringify(where(a)) === JSON.stringify(where(b)) && JSON.stringify(a.after) === JSON.stringify(b.after);
+}
+
+function sameList(a: string[], b: string[]): boolean {
+  const x = [...a].map((s) => s.toLowerCase()).sort();
+  const y = [...b].map((s) => s.toLowerCase()).sort();
+  return x.length === y.length && x.every((v, i) => v === y[i]);
+}
+
+function lowerFirst(s: string): string {
+  return s ? s[0].toLowerCase() + s.slice(1) : s;
+}
+
+export { classifyError };

@@ -1,0 +1,15 @@
+// What NetGuard tells people. The engine only enqueues notices; delivery (Teams) happens elsewhere,
+// so the event and timer functions never load the Teams SDK and a Teams outage loses nothing.
+import type { PlannedChange } from '../controls/types';
+import type { ApprovalRecord } from '../store/types';
+import type { Finding, RunReport } from '../types';
+
+export type Notice =
+  | { kind: 'approval-requested'; approval: ApprovalRecord }
+  | { kind: 'remediated'; finding: Finding; change: PlannedChange; changedBy?: string; at: string }
+  | { kind: 'digest'; report: RunReport; at: string };
+
+export interface NoticeSink {
+  /** Durably records the notice for delivery (retried until delivered; never dropped). */
+  enqueue(notice: Notice): Promise<void>;
+}
