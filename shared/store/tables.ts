@@ -1,0 +1,526 @@
+// NetGuard's state in Azure Tables (Azurite locally): findings, baselines, approvals and the audit trail.
+import { createHash, randomBytes } from 'node:crypto';
+import { isRestError } from '@azure/core-rest-pipeline';
+import { odata, TableClient, type TableEntityResult, type TableServiceClientOptions } from '@azure/data-tables';
+import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/identity';
+import type { PlannedChange } from '../controls/types';
+import type { ControlId, Finding, FindingAction, FindingStatus, Mode } from '../types';
+import {
+  approvalIdFor,
+  type ApprovalRecord,
+  type ApprovalState,
+  type AuditEntry,
+  type StateStore,
+  type StoredFinding,
+} from './types';
+
+export const DEFAULT_TABLE_PREFIX = 'netguard';
+
+export const TABLE_KINDS = ['findings', 'baselines', 'approvals', 'audit'] as const;
+export type TableKind = (typeof TABLE_KINDS)[number];
+
+export interface TableStoreOptions {
+  /** Letters and digits, starting with a letter; the tables are `<prefix>findings`, `<prefix>audit`, … */
+  tablePrefix?: string;
+}
+
+/** A storage call that failed; the message names the table and the operation. */
+export class StoreError extends Error {
+  readonly table: string;
+  readonly operation: string;
+  readonly statusCode?: number;
+  readonly code?: string;
+  constructor(table: string, operation: string, cause: unknown) {
+    const status = isRestError(cause) ? cause.statusCode : undefined;
+    const code = isRestError(cause) ? cause.code : undefined;
+    // The service may answer with an XML or JSON error document: keep its words, not its markup.
+    const raw = cause instanceof Error ? cause.message : String(cause);
+    const text = raw
+      .replace(/<\?xml[^>]*\?>/g, '')
+      .replace(/<[^>]+>/g, ' ')
+      .replace(/\s+/g, ' ')
+      .trim()
+      .slice(0, 300);
+    const head = [status, code].filter((p) => p !== undefined && p !== '').join(' ');
+    super(`Azure Tables: ${operation} on table "${table}" failed${head ? ` (${head})` : ''}: ${text}`, { cause });
+    this.name = 'StoreError';
+    this.table = table;
+    this.operation = operation;
+    this.statusCode = status;
+    this.code = code;
+  }
+}
+
+const statusOf = (e: unknown): number | undefined => (isRestError(e) ? e.statusCode : undefined);
+/** A missing row, as opposed to a missing table (which is a real failure, not "no data"). */
+const isMissingRow = (e: unknown) => statusOf(e) === 404 && !(isRestError(e) && e.code === 'TableNotFound');
+
+// Keys may not contain / \ # ? or control characters, and are limited to 1 KiB. ARM ids are full of
+// slashes, so they are lower-cased (ARM ids are case-insensitive) and percent-encoded; a very long
+// one keeps a readable head and a hash of the whole, so the key stays short and still unique.
+const MAX_KEY_PART = 250;
+export function tableKey(value: string): string {
+  const encoded = encodeURIComponent(value.toLowerCase());
+  if (encoded.length <= MAX_KEY_PART) return encoded;
+  const digest = createHash('sha256').update(encoded).digest('hex');
+  return `${encoded.slice(0, MAX_KEY_PART - digest.length - 1)}~${digest}`;
+}
+
+/** A finding is per control, cluster and target: one NSG shared by two clusters has two findings. */
+function findingKeys(control: ControlId, resourceId: string, targetId: string) {
+  // encodeURIComponent always encodes "|", so the separator cannot occur inside either part.
+  return { partitionKey: control, rowKey: `${tableKey(resourceId)}|${tableKey(targetId)}` };
+}
+
+function approvalKeys(control: string, targetId: string) {
+  return { partitionKey: control, rowKey: tableKey(targetId) };
+}
+
+const BASELINE_PARTITION = 'api-authorized-ranges';
+
+// A string property holds at most 64 KiB (32K UTF-16 characters); longer JSON is split across
+// numbered properties (`changeJson`, `changeJson_1`, …) so nothing is ever cut off.
+const JSON_CHUNK = 30_000;
+function jsonProperties(name: string, value: unknown): Record<string, string> {
+  if (value === undefined) return {};
+  const json = JSON.stringify(value);
+  const props: Record<string, string> = {};
+  for (let i = 0, part = 0; i < json.length || part === 0; i += JSON_CHUNK, part++) {
+    props[part === 0 ? `${name}Json` : `${name}Json_${part}`] = json.slice(i, i + JSON_CHUNK);
+  }
+  return props;
+}
+function readJson(entity: Record<string, unknown>, name: string): unknown {
+  const first = entity[`${name}Json`];
+  if (typeof first !== 'string') return undefined;
+  let json = first;
+  for (let part = 1; typeof entity[`${name}Json_${part}`] === 'string'; part++) json += entity[`${name}Json_${part}`] as string;
+  return JSON.parse(json);
+}
+
+/** Drops undefined values: the service would otherwise store them as nulls. */
+function defined<T extends Record<string, unknown>>(props: T): T {
+  return Object.fromEntries(Object.entries(props).filter(([, v]) => v !== undefined)) as T;
+}
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+type Row = TableEntityResult<Record<string, unknown>>;
+
+// Audit row keys sort newest first inside a day's partition: the inverted millisecond, then an
+// inverted per-process sequence (later calls in the same millisecond first), then random bits so
+// two processes writing in the same millisecond never collide.
+const MAX_TIME_MS = 8_640_000_000_000_000; // the largest JavaScript Date
+const MAX_SEQUENCE = 1e12;
+let auditSequence = 0;
+function auditRowKey(atMs: number): string {
+  const seq = auditSequence++ % MAX_SEQUENCE;
+  const invertedTime = String(MAX_TIME_MS - atMs).padStart(16, '0');
+  const invertedSeq = String(MAX_SEQUENCE - 1 - seq).padStart(12, '0');
+  return `${invertedTime}-${invertedSeq}-${randomBytes(6).toString('hex')}`;
+}
+
+// Tables are created once per process (per account and name), not on every call.
+const tablesReady = new Map<string, Promise<void>>();
+
+export type TableClientFactory = (tableName: string) => TableClient;
+
+export class TableStateStore implements StateStore {
+  private readonly clients: Record<TableKind, TableClient>;
+
+  /** Usually built with fromConnectionString, fromAccountUrl or storeFromEnvironment. */
+  constructor(makeClient: TableClientFactory, options: TableStoreOptions = {}) {
+    const prefix = options.tablePrefix ?? DEFAULT_TABLE_PREFIX;
+    if (!/^[A-Za-z][A-Za-z0-9]{0,40}$/.test(prefix)) {
+      throw new Error(`Table prefix "${prefix}" must be letters and digits (at most 41), starting with a letter.`);
+    }
+    this.clients = Object.fromEntries(TABLE_KINDS.map((kind) => [kind, makeClient(`${prefix}${kind}`)])) as Record<
+      TableKind,
+      TableClient
+    >;
+  }
+
+  /**
+   * `UseDevelopmentStorage=true`, an explicit Azurite string (plain http) or a real account's string.
+   * Plain-http endpoints are allowed here because shared-key requests carry a signature, not the key.
+   */
+  static fromConnectionString(connectionString: string, options: TableStoreOptions = {}): TableStateStore {
+    const clientOptions: TableServiceClientOptions = { allowInsecureConnection: usesPlainHttp(connectionString) };
+    return new TableStateStore((name) => TableClient.fromConnectionString(connectionString, name, clientOptions), options);
+  }
+
+  /** Identity-based access (managed identity in Azure): `https://<account>.table.core.windows.net`. */
+  static fromAccountUrl(accountUrl: string, credential: TokenCredential, options: TableStoreOptions = {}): TableStateStore {
+    const url = accountUrl.replace(/\/+$/, '');
+    return new TableStateStore((name) => new TableClient(url, name, credential), options);
+  }
+
+  /** The table service the store talks to, e.g. `https://<account>.table.core.windows.net`. */
+  get accountUrl(): string {
+    return this.clients.findings.url;
+  }
+
+  /** The actual table names (for tools and tests that look at the raw rows). */
+  tableName(kind: TableKind): string {
+    return this.clients[kind].tableName;
+  }
+
+  // ---- plumbing ----
+
+  private async table(kind: TableKind): Promise<TableClient> {
+    const client = this.clients[kind];
+    const key = `${client.url}|${client.tableName}`;
+    let ready = tablesReady.get(key);
+    if (!ready) {
+      ready = client.createTable().catch((e: unknown) => {
+        if (statusOf(e) === 409) return; // TableAlreadyExists (or being created by another process)
+        tablesReady.delete(key); // let a later call try again
+        throw new StoreError(client.tableName, 'createTable', e);
+      });
+      tablesReady.set(key, ready);
+    }
+    await ready;
+    return client;
+  }
+
+  private async call<T>(kind: TableKind, operation: string, run: (client: TableClient) => Promise<T>): Promise<T> {
+    const client = await this.table(kind);
+    try {
+      return await run(client);
+    } catch (e) {
+      if (e instanceof StoreError) throw e;
+      throw new StoreError(client.tableName, operation, e);
+    }
+  }
+
+  /** undefined when the row does not exist. */
+  private async getRow(kind: TableKind, partitionKey: string, rowKey: string): Promise<Row | undefined> {
+    const client = await this.table(kind);
+    try {
+      return await client.getEntity<Record<string, unknown>>(partitionKey, rowKey);
+    } catch (e) {
+      if (isMissingRow(e)) return undefined;
+      throw new StoreError(client.tableName, `getEntity(${partitionKey}, ${rowKey})`, e);
+    }
+  }
+
+  private listRows(kind: TableKind, operation: string, filter?: string): Promise<Row[]> {
+    return this.call(kind, operation, async (client) => {
+      const rows: Row[] = [];
+      for await (const row of client.listEntities<Record<string, unknown>>({ queryOptions: filter ? { filter } : undefined })) {
+        rows.push(row);
+      }
+      return rows;
+    });
+  }
+
+  // ---- baselines ----
+
+  async getBaseline(clusterId: string): Promise<string[] | undefined> {
+    const row = await this.getRow('baselines', BASELINE_PARTITION, tableKey(clusterId));
+    return row ? (readJson(row, 'ranges') as string[] | undefined) : undefined;
+  }
+
+  async putBaseline(clusterId: string, ranges: string[], at: Date): Promise<void> {
+    const entity = {
+      partitionKey: BASELINE_PARTITION,
+      rowKey: tableKey(clusterId),
+      clusterId,
+      at: at.toISOString(),
+      ...jsonProperties('ranges', ranges),
+    };
+    await this.call('baselines', 'upsertEntity(baseline)', (c) => c.upsertEntity(entity, 'Replace'));
+  }
+
+  // ---- findings ----
+
+  async recordFinding(finding: Finding, at: Date): Promise<StoredFinding | undefined> {
+    const keys = findingKeys(finding.control, finding.resourceId, finding.targetId);
+    const previousRow = await this.getRow('findings', keys.partitionKey, keys.rowKey);
+    const previous = previousRow ? findingFromRow(previousRow) : undefined;
+    const atIso = at.toISOString();
+    const driftSince =
+      finding.status !== 'drift' ? undefined : previous?.status === 'drift' ? (previous.driftSince ?? previous.at) : atIso;
+    const entity = defined({
+      ...keys,
+      control: finding.control,
+      resourceId: finding.resourceId,
+      targetId: finding.targetId,
+      status: finding.status,
+      action: finding.action,
+      detail: finding.detail,
+      at: atIso,
+      driftSince,
+    });
+    await this.call('findings', 'upsertEntity(finding)', (c) => c.upsertEntity(entity, 'Replace'));
+    return previous;
+  }
+
+  async listFindings(): Promise<StoredFinding[]> {
+    const rows = await this.listRows('findings', 'listEntities(findings)');
+    return rows.map(findingFromRow);
+  }
+
+  // ---- approvals ----
+
+  async requestApproval(
+    input: Omit<ApprovalRecord, 'id' | 'state' | 'etag'>,
+  ): Promise<{ created: boolean; approval: ApprovalRecord }> {
+    // A new request has not been decided, whatever the caller copied over.
+    const { decidedAt: _decidedAt, decidedBy: _decidedBy, ...rest } = input;
+    const fresh: ApprovalRecord = { ...rest, id: approvalIdFor(input.control, input.targetId), state: 'pending' };
+    const keys = approvalKeys(input.control, input.targetId);
+    const entity = approvalEntity(fresh);
+    const client = await this.table('approvals');
+
+    // Insert-if-absent, else take over a row that is no longer pending. Every write is conditional,
+    // so of two concurrent callers exactly one creates; the loop only repeats when the row changed
+    // under us, and then the next read sees the winner's pending row.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        const res = await client.createEntity(entity);
+        return { created: true, approval: { ...fresh, etag: res.etag } };
+      } catch (e) {
+        if (statusOf(e) !== 409) throw new StoreError(client.tableName, 'createEntity(approval)', e);
+      }
+      const existingRow = await this.getRow('approvals', keys.partitionKey, keys.rowKey);
+      if (!existingRow) continue; // deleted between our insert and our read
+      const existing = approvalFromRow(existingRow);
+      if (isLivePending(existing, input.requestedAt)) return { created: false, approval: existing };
+      try {
+        const res = await client.updateEntity(entity, 'Replace', { etag: existingRow.etag });
+        return { created: true, approval: { ...fresh, etag: res.etag } };
+      } catch (e) {
+        const status = statusOf(e);
+        if (status !== 412 && status !== 404) throw new StoreError(client.tableName, 'updateEntity(approval)', e);
+      }
+    }
+    throw new StoreError(
+      client.tableName,
+      'requestApproval',
+      new Error(`the approval row for ${fresh.id} kept changing between reads; giving up after 5 attempts`),
+    );
+  }
+
+  async getApproval(id: string): Promise<ApprovalRecord | undefined> {
+    const bar = id.indexOf('|');
+    if (bar <= 0) return undefined;
+    const keys = approvalKeys(id.slice(0, bar), id.slice(bar + 1));
+    const row = await this.getRow('approvals', keys.partitionKey, keys.rowKey);
+    return row ? approvalFromRow(row) : undefined;
+  }
+
+  async listApprovals(state?: ApprovalState): Promise<ApprovalRecord[]> {
+    const rows = await this.listRows('approvals', 'listEntities(approvals)', state ? odata`state eq ${state}` : undefined);
+    return rows.map(approvalFromRow);
+  }
+
+  /**
+   * Replaces the row only if its ETag is still `record.etag`. On success `record.etag` is set to
+   * the new ETag, so the same object can be updated again.
+   */
+  async updateApproval(record: ApprovalRecord): Promise<boolean> {
+    if (!record.etag) {
+      throw new Error(`updateApproval(${record.id}): the record has no etag; read it with getApproval or listApprovals first.`);
+    }
+    const client = await this.table('approvals');
+    const entity = approvalEntity({ ...record, id: approvalIdFor(record.control, record.targetId) });
+    try {
+      const res = await client.updateEntity(entity, 'Replace', { etag: record.etag });
+      record.etag = res.etag;
+      return true;
+    } catch (e) {
+      const status = statusOf(e);
+      if (status === 412 || isMissingRow(e)) return false;
+      throw new StoreError(client.tableName, 'updateEntity(approval)', e);
+    }
+  }
+
+  // ---- audit ----
+
+  async audit(entry: AuditEntry): Promise<void> {
+    const atMs = Date.parse(entry.at);
+    if (Number.isNaN(atMs)) throw new Error(`audit: "${entry.at}" is not a timestamp.`);
+    const entity = defined({
+      partitionKey: new Date(atMs).toISOString().slice(0, 10),
+      rowKey: auditRowKey(atMs),
+      at: entry.at,
+      control: entry.control,
+      clusterId: entry.clusterId,
+      targetId: entry.targetId,
+      event: entry.event,
+      mode: entry.mode,
+      actor: entry.actor,
+      detail: entry.detail,
+      ...jsonProperties('before', entry.before),
+      ...jsonProperties('after', entry.after),
+    });
+    await this.call('audit', 'createEntity(audit)', (c) => c.createEntity(entity));
+  }
+
+  /** Every audit entry, newest first. */
+  async listAudit(): Promise<AuditEntry[]> {
+    const rows = await this.listRows('audit', 'listEntities(audit)');
+    // Days descending; inside a day the row keys already sort newest first.
+    rows.sort((a, b) =>
+      a.partitionKey === b.partitionKey
+        ? compare(a.rowKey ?? '', b.rowKey ?? '')
+        : compare(b.partitionKey ?? '', a.partitionKey ?? ''),
+    );
+    return rows.map((row) =>
+      defined({
+        at: String(row.at),
+        control: row.control as ControlId,
+        clusterId: String(row.clusterId),
+        targetId: String(row.targetId),
+        event: String(row.event),
+        mode: str(row.mode) as Mode | undefined,
+        before: readJson(row, 'before'),
+        after: readJson(row, 'after'),
+        actor: String(row.actor),
+        detail: str(row.detail),
+      }),
+    );
+  }
+}
+
+const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** A pending row that has passed its expiry no longer blocks a new request. */
+function isLivePending(existing: ApprovalRecord, now: string): boolean {
+  if (existing.state !== 'pending') return false;
+  const expires = Date.parse(existing.expiresAt);
+  const current = Date.parse(now);
+  return Number.isNaN(expires) || Number.isNaN(current) || expires > current;
+}
+
+function findingFromRow(row: Row): StoredFinding {
+  return defined({
+    control: row.control as ControlId,
+    resourceId: String(row.resourceId),
+    targetId: String(row.targetId),
+    status: row.status as FindingStatus,
+    action: row.action as FindingAction,
+    detail: String(row.detail ?? ''),
+    at: String(row.at),
+    driftSince: str(row.driftSince),
+  });
+}
+
+function approvalEntity(record: ApprovalRecord) {
+  return defined({
+    ...approvalKeys(record.control, record.targetId),
+    id: record.id,
+    control: record.control,
+    clusterId: record.clusterId,
+    targetId: record.targetId,
+    state: record.state,
+    detail: record.detail,
+    reason: record.reason,
+    requestedAt: record.requestedAt,
+    expiresAt: record.expiresAt,
+    decidedBy: record.decidedBy,
+    decidedAt: record.decidedAt,
+    changedBy: record.changedBy,
+    delivered: record.delivered,
+    ...jsonProperties('change', record.change),
+  });
+}
+
+function approvalFromRow(row: Row): ApprovalRecord {
+  return defined({
+    id: String(row.id),
+    control: row.control as ControlId,
+    clusterId: String(row.clusterId),
+    targetId: String(row.targetId),
+    state: row.state as ApprovalState,
+    detail: String(row.detail ?? ''),
+    change: readJson(row, 'change') as PlannedChange,
+    reason: String(row.reason ?? ''),
+    requestedAt: String(row.requestedAt),
+    expiresAt: String(row.expiresAt),
+    decidedBy: str(row.decidedBy),
+    decidedAt: str(row.decidedAt),
+    changedBy: str(row.changedBy),
+    delivered: typeof row.delivered === 'boolean' ? row.delivered : undefined,
+    etag: row.etag,
+  });
+}
+
+function parseConnectionString(connectionString: string): Map<string, string> {
+  const parts = new Map<string, string>();
+  for (const segment of connectionString.split(';')) {
+    const eq = segment.indexOf('=');
+    if (eq > 0) parts.set(segment.slice(0, eq).trim().toLowerCase(), segment.slice(eq + 1).trim());
+  }
+  return parts;
+}
+
+function usesPlainHttp(connectionString: string): boolean {
+  const parts = parseConnectionString(connectionString);
+  if (parts.get('usedevelopmentstorage')?.toLowerCase() === 'true') return true;
+  const tableEndpoint = parts.get('tableendpoint');
+  if (tableEndpoint) return tableEndpoint.toLowerCase().startsWith('http:');
+  return parts.get('defaultendpointsprotocol')?.toLowerCase() === 'http';
+}
+
+/**
+ * A credential that loads @azure/identity only when a token is first needed (its import alone
+ * costs ~0.4 s, and most runs use a connection string).
+ */
+class LazyIdentityCredential implements TokenCredential {
+  private inner?: Promise<TokenCredential>;
+  constructor(
+    private readonly clientId: string | undefined,
+    private readonly managedIdentityOnly: boolean,
+  ) {}
+  async getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken | null> {
+    this.inner ??= import('@azure/identity').then((identity) => {
+      if (this.managedIdentityOnly) {
+        return this.clientId ? new identity.ManagedIdentityCredential({ clientId: this.clientId }) : new identity.ManagedIdentityCredential();
+      }
+      return new identity.DefaultAzureCredential(this.clientId ? { managedIdentityClientId: this.clientId } : {});
+    });
+    return (await this.inner).getToken(scopes, options);
+  }
+}
+
+export interface StoreFromEnvironmentOptions extends TableStoreOptions {
+  /** Used for identity-based storage instead of the one chosen from the settings. */
+  credential?: TokenCredential;
+}
+
+/**
+ * The store the settings point at, or undefined when no storage is configured:
+ * `AzureWebJobsStorage` (a connection string), else the identity-based settings of the Functions
+ * host (`AzureWebJobsStorage__tableServiceUri`, `__accountName`, or a blob/queue service URI of the
+ * same account; `__credential=managedidentity` and `__clientId` choose the identity).
+ */
+export function storeFromEnvironment(
+  env: NodeJS.ProcessEnv = process.env,
+  options: StoreFromEnvironmentOptions = {},
+): TableStateStore | undefined {
+  const setting = (name: string) => {
+    const v = env[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  };
+  const connectionString = setting('AzureWebJobsStorage');
+  if (connectionString) return TableStateStore.fromConnectionString(connectionString, options);
+
+  const accountName = setting('AzureWebJobsStorage__accountName');
+  const siblingUri = setting('AzureWebJobsStorage__blobServiceUri') ?? setting('AzureWebJobsStorage__queueServiceUri');
+  const tableUri =
+    setting('AzureWebJobsStorage__tableServiceUri') ??
+    (accountName ? `https://${accountName}.table.core.windows.net` : undefined) ??
+    (siblingUri && /^https:\/\/[^./]+\.(blob|queue)\./i.test(siblingUri)
+      ? siblingUri.replace(/^(https:\/\/[^./]+)\.(blob|queue)\./i, '$1.table.')
+      : undefined);
+  if (!tableUri) return undefined;
+
+  const credential =
+    options.credential ??
+    new LazyIdentityCredential(
+      setting('AzureWebJobsStorage__clientId'),
+      setting('AzureWebJobsStorage__credential')?.toLowerCase() === 'managedidentity',
+    );
+  return TableStateStore.fromAccountUrl(tableUri, credential, options);
+}
