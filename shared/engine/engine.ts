@@ -54,6 +54,8 @@ class Run {
   changedBy?: string;
   writes = 0;
   warnedNoStore = false;
+  /** First retryable failure of the run (events are redelivered for it). */
+  retryable?: Error;
   readonly outcomes = new Map<string, Promise<TargetOutcome>>();
   readonly findings: Finding[] = [];
   clusters = 0;
@@ -89,13 +91,18 @@ export class Engine {
    * (node-ssh-deny of the clusters behind it). Unknown resources lead to an empty report.
    */
   async reconcile(resourceId: string, options: RunOptions = {}): Promise<RunReport> {
+    return (await this.reconcileDetailed(resourceId, options)).report;
+  }
+
+  /** reconcile(), plus the first retryable failure (a 5xx or 429 on a write) so an event can be redelivered. */
+  async reconcileDetailed(resourceId: string, options: RunOptions = {}): Promise<{ report: RunReport; retryable?: Error }> {
     const run = new Run();
     const sub = subscriptionOf(resourceId);
     const inventory = await this.deps.arm.readInventory(sub);
     const topology = new TopologyIndex(inventory);
     const scope = clustersAffectedBy(resourceId, topology);
     await this.judgeClusters(run, inventory, scope.clusters, options, scope.onlyNodeSsh ? ['node-ssh-deny'] : undefined, topology);
-    return this.report(run);
+    return { report: this.report(run), retryable: run.retryable };
   }
 
   private report(run: Run): RunReport {
@@ -173,11 +180,14 @@ export class Engine {
       const key = `${control.id}|${idKey(judgement.targetId)}`;
       let outcome = run.outcomes.get(key);
       if (!outcome) {
-        outcome = this.handleDrift(run, control, judgement, observation, resolved.mode, options).catch((err) => ({
+        outcome = this.handleDrift(run, control, judgement, observation, resolved.mode, options).catch((err) => {
+          if (classifyError(err) === 'retryable') run.retryable ??= err instanceof Error ? err : new Error(String(err));
+          return {
           action: 'none' as const,
           status: 'error' as const,
           detail: `${judgement.detail} NetGuard could not repair it: ${describeError(err)}`,
-        }));
+          };
+        });
         run.outcomes.set(key, outcome);
       }
       const o = await outcome;
@@ -217,6 +227,7 @@ export class Engine {
     else if (run.writes >= this.deps.settings.maxWritesPerRun) {
       personReason = `this run reached AKS_NETGUARD_MAX_WRITES_PER_RUN (${this.deps.settings.maxWritesPerRun})`;
     }
+    personReason ??= await this.flapping(control.id, judgement.targetId);
     if (personReason) return this.requestApproval(run, control, judgement, plan, personReason, options);
     run.changedBy = options.changedBy;
     return this.remediate(run, control, judgement, observation, plan);
@@ -295,6 +306,9 @@ export class Engine {
         const detail = `${judgement.detail} NetGuard fixed it: ${applied.join(' Then: ')}`;
         const finding: Finding = { control: control.id, resourceId: judgement.clusterId, targetId: judgement.targetId, status: 'drift', action: 'remediated', detail };
         await this.notify({ kind: 'remediated', finding, change: plan, changedBy: run.changedBy, at: this.clock().toISOString() });
+        await this.deps.store?.recordRemediation(control.id, judgement.targetId, this.clock(), run.changedBy).catch((err: unknown) => {
+          this.deps.warn?.(`Could not record the fix of ${judgement.targetId} for the flap guard: ${describeError(err)}`);
+        });
         return { action: 'remediated', detail };
       }
       const next = control.plan(again, refreshed);
@@ -352,6 +366,28 @@ export class Engine {
     }
     const inventory: Inventory = { ...inv, nsgs: inv.nsgs.map((n) => (sameId(n.id, nsg.id) ? nsg : n)) };
     return { ...observation, topology: new TopologyIndex(inventory) };
+  }
+
+  /**
+   * The flap guard: a drift that keeps coming back after automatic fixes goes to a person instead of
+   * being fought forever. Returns the reason, naming who keeps changing it, or undefined.
+   */
+  private async flapping(control: ControlId, targetId: string): Promise<string | undefined> {
+    const store = this.deps.store;
+    if (!store) return undefined;
+    const { count, windowMinutes } = this.deps.settings.flap;
+    const since = new Date(this.clock().getTime() - windowMinutes * 60_000);
+    let recent: Array<{ at: string; changedBy?: string }>;
+    try {
+      recent = await store.recentRemediations(control, targetId, since);
+    } catch (err) {
+      this.deps.warn?.(`Could not read the fix history of ${targetId}: ${describeError(err)}`);
+      return undefined;
+    }
+    if (recent.length < count) return undefined;
+    const who = [...new Set(recent.map((r) => r.changedBy).filter(Boolean))];
+    const by = who.length ? `; it keeps being changed by ${who.join(', ')} (last at ${recent[0].at})` : `; last fixed at ${recent[0].at}`;
+    return `the drift came back ${recent.length} times within ${windowMinutes} minutes after NetGuard fixed it${by}`;
   }
 
   /**

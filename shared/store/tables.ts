@@ -16,7 +16,7 @@ import {
 
 export const DEFAULT_TABLE_PREFIX = 'netguard';
 
-export const TABLE_KINDS = ['findings', 'baselines', 'approvals', 'audit'] as const;
+export const TABLE_KINDS = ['findings', 'baselines', 'approvals', 'audit', 'events', 'remediations'] as const;
 export type TableKind = (typeof TABLE_KINDS)[number];
 
 export interface TableStoreOptions {
@@ -211,6 +211,39 @@ export class TableStateStore implements StateStore {
       }
       return rows;
     });
+  }
+
+  // ---- events seen (Event Grid delivers at least once) ----
+
+  async eventSeenSince(eventId: string, since: Date): Promise<boolean> {
+    const row = await this.getRow('events', 'event', tableKey(eventId));
+    const at = row ? str(row.at) : undefined;
+    return !!at && Date.parse(at) >= since.getTime();
+  }
+
+  async markEventSeen(eventId: string, at: Date): Promise<void> {
+    const entity = { partitionKey: 'event', rowKey: tableKey(eventId), eventId, at: at.toISOString() };
+    await this.call('events', 'upsertEntity(event)', (c) => c.upsertEntity(entity, 'Replace'));
+  }
+
+  // ---- automatic fixes per finding (the flap guard counts them) ----
+
+  async recordRemediation(control: ControlId, targetId: string, at: Date, changedBy?: string): Promise<void> {
+    const entity = defined({
+      partitionKey: `${control}|${tableKey(targetId)}`,
+      rowKey: auditRowKey(at.getTime()),
+      at: at.toISOString(),
+      changedBy,
+    });
+    await this.call('remediations', 'createEntity(remediation)', (c) => c.createEntity(entity));
+  }
+
+  async recentRemediations(control: ControlId, targetId: string, since: Date): Promise<Array<{ at: string; changedBy?: string }>> {
+    const filter = odata`PartitionKey eq ${`${control}|${tableKey(targetId)}`} and at ge ${since.toISOString()}`;
+    const rows = await this.listRows('remediations', 'listEntities(remediations)', filter);
+    return rows
+      .map((r) => ({ at: str(r.at) ?? '', changedBy: str(r.changedBy) }))
+      .sort((a, b) => b.at.localeCompare(a.at));
   }
 
   // ---- baselines ----

@@ -53,7 +53,7 @@ export interface StateStore {
   getBaseline(clusterId: string): Promise<string[] | undefined>;
   putBaseline(clusterId: string, ranges: string[], at: Date): Promise<void>;
 
-  /** Latest finding per control and target; returns what was stored before (if anything). */
+  /** Latest finding per control, cluster and target; returns what was stored before (if anything). */
   recordFinding(finding: Finding, at: Date): Promise<StoredFinding | undefined>;
   listFindings(): Promise<StoredFinding[]>;
 
@@ -69,6 +69,14 @@ export interface StateStore {
 
   audit(entry: AuditEntry): Promise<void>;
   listAudit(): Promise<AuditEntry[]>;
+
+  /** True when this Event Grid event id was processed at or after `since`. */
+  eventSeenSince(eventId: string, since: Date): Promise<boolean>;
+  markEventSeen(eventId: string, at: Date): Promise<void>;
+
+  /** Automatic fixes of one finding, for the flap guard; newest first. */
+  recordRemediation(control: ControlId, targetId: string, at: Date, changedBy?: string): Promise<void>;
+  recentRemediations(control: ControlId, targetId: string, since: Date): Promise<Array<{ at: string; changedBy?: string }>>;
 }
 
 export function approvalIdFor(control: ControlId, targetId: string): string {

@@ -1,0 +1,129 @@
+// Turns a batch of Event Grid events into reconciles of exactly the resources they can affect.
+// Shared by the Event Grid function, `aks-netguard handle-event` and `aks-netguard serve`.
+import { classifyError, describeError } from '../azure/errors';
+import { idKey } from '../azure/ids';
+import type { Runtime } from '../runtime';
+import { summarize, type Finding, type Mode, type RunReport } from '../types';
+import type { EventProblem, NetGuardEvent, SubscriptionValidation } from './parse';
+import { routeEvent, type ReconcileRoute } from './route';
+
+/** Event Grid retries for 24 h; an event id seen again within that window is a no-op. */
+export const DUPLICATE_WINDOW_MS = 24 * 3600_000;
+
+/** One structured log line per event, for an operator to follow. */
+export interface EventLogLine {
+  eventId: string;
+  operation?: string;
+  resourceId: string;
+  outcome: 'reconciled' | 'ignored' | 'duplicate' | 'failed' | 'retry';
+  reason?: string;
+  reconciled: string[];
+  armCalls: number;
+  ms: number;
+}
+
+export interface EventBatchOutcome {
+  report: RunReport;
+  log: EventLogLine[];
+  invalid: EventProblem[];
+  validation?: SubscriptionValidation;
+  /** Set when a retryable failure means Event Grid must deliver (some of) the batch again. */
+  retry?: Error;
+}
+
+export interface EventBatchInput {
+  /** Strict parse result (`events`) or lenient one (`valid`). */
+  events?: NetGuardEvent[];
+  valid?: NetGuardEvent[];
+  invalid?: EventProblem[];
+  validation?: SubscriptionValidation;
+}
+
+export function callerName(e: NetGuardEvent): string | undefined {
+  const c = e.caller;
+  return c.name ?? c.upn ?? (c.appId ? `app ${c.appId}` : undefined) ?? (c.objectId ? `object ${c.objectId}` : undefined);
+}
+
+export async function processEventBatch(batch: EventBatchInput, runtime: Runtime, options: { cliMode?: Mode; clock?: () => Date } = {}): Promise<EventBatchOutcome> {
+  const clock = options.clock ?? (() => new Date());
+  const { engine, arm, store, settings } = runtime;
+  const log: EventLogLine[] = [];
+  const findings = new Map<string, Finding>();
+  const clusters = new Set<string>();
+  let retry: Error | undefined;
+
+  // Route every event first: ignored ones cost no Azure call at all.
+  const work: Array<{ event: NetGuardEvent; route: ReconcileRoute; started: number }> = [];
+  for (const event of batch.events ?? batch.valid ?? []) {
+    const started = Date.now();
+    const route = routeEvent(event, { principalId: settings.principalId });
+    if (route.kind === 'ignore') {
+      log.push({ eventId: event.id, operation: event.operationName, resourceId: event.resourceId, outcome: 'ignored', reason: route.reason, reconciled: [], armCalls: 0, ms: Date.now() - started });
+      continue;
+    }
+    work.push({ event, route, started });
+  }
+
+  // Several events for one resource in a batch lead to one reconcile.
+  const byTarget = new Map<string, typeof work>();
+  for (const w of work) {
+    if (store) {
+      let seen = false;
+      try {
+        seen = await store.eventSeenSince(w.event.id, new Date(clock().getTime() - DUPLICATE_WINDOW_MS));
+      } catch {
+        // Storage trouble: process anyway; the engine is idempotent, a duplicate only costs reads.
+      }
+      if (seen) {
+        log.push({ eventId: w.event.id, operation: w.event.operationName, resourceId: w.event.resourceId, outcome: 'duplicate', reconciled: [], armCalls: 0, ms: Date.now() - w.started });
+        continue;
+      }
+    }
+    const key = idKey(w.route.resourceId);
+    if (!byTarget.has(key)) byTarget.set(key, []);
+    byTarget.get(key)!.push(w);
+  }
+
+  for (const group of byTarget.values()) {
+    const resourceId = group[0].route.resourceId;
+    const callsBefore = arm.calls.total;
+    const changedBy = group.map((w) => callerName(w.event)).find(Boolean);
+    let outcome: EventLogLine['outcome'] = 'reconciled';
+    let reason: string | undefined;
+    let reconciled: string[] = [];
+    try {
+      const { report, retryable } = await engine.reconcileDetailed(resourceId, { cliMode: options.cliMode, changedBy });
+      if (retryable) {
+        outcome = 'retry';
+        retry ??= retryable;
+      }
+      for (const f of report.findings) {
+        findings.set(`${f.control}|${idKey(f.resourceId)}|${idKey(f.targetId)}`, f);
+        clusters.add(idKey(f.resourceId));
+      }
+      reconciled = [...new Set(report.findings.map((f) => f.resourceId))];
+      const failed = report.findings.find((f) => f.status === 'error');
+      if (failed) reason = failed.detail;
+      if (failed && outcome === 'reconciled') outcome = 'failed';
+    } catch (err) {
+      reason = describeError(err);
+      if (classifyError(err) === 'retryable') {
+        outcome = 'retry';
+        retry ??= err instanceof Error ? err : new Error(String(err));
+      } else {
+        outcome = 'failed';
+      }
+    }
+    const armCalls = arm.calls.total - callsBefore;
+    for (const w of group) {
+      log.push({ eventId: w.event.id, operation: w.event.operationName, resourceId: w.event.resourceId, outcome, reason, reconciled, armCalls, ms: Date.now() - w.started });
+      // A retryable failure stays unmarked so the redelivery is processed; anything else is done.
+      if (outcome !== 'retry' && store) {
+        await store.markEventSeen(w.event.id, clock()).catch(() => undefined);
+      }
+    }
+  }
+
+  const all = [...findings.values()];
+  return { report: { findings: all, summary: summarize(all, clusters.size) }, log, invalid: batch.invalid ?? [], validation: batch.validation, retry };
+}
