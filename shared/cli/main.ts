@@ -1,10 +1,11 @@
 // aks-netguard: the same engine as the Function App, from a laptop (az login) or against the sandbox.
+import { readFile } from 'node:fs/promises';
 import { Command, CommanderError, Option } from 'commander';
-import { ArmGateway } from '../azure/arm';
-import { ConfigError, loadSettings, parseMode, type Settings } from '../config';
-import { Engine } from '../engine/engine';
-import { storeFromEnvironment } from '../store/tables';
-import type { StateStore } from '../store/types';
+import { processEventBatch } from '../events/handler';
+import { MalformedEventError, parseEvents } from '../events/parse';
+import { createRuntime } from '../runtime';
+import { startLocalServer, type MessagesHandler } from './serve';
+import { ConfigError, parseMode } from '../config';
 import { MODES, type Mode, type RunReport } from '../types';
 import { formatReport, hasUnremediatedEnforcedDrift } from './format';
 
@@ -28,28 +29,6 @@ export class UsageError extends Error {
   }
 }
 
-export interface CliContext {
-  settings: Settings;
-  arm: ArmGateway;
-  store?: StateStore;
-  engine: Engine;
-}
-
-/** Builds settings, the ARM gateway and the store, refusing bad configuration before any request. */
-export function buildContext(io: CliIo, quiet = false): CliContext {
-  const settings = loadSettings(io.env);
-  const arm = new ArmGateway({ endpoint: settings.armEndpoint });
-  const store = storeFromEnvironment(io.env);
-  const engine = new Engine({
-    arm,
-    settings,
-    store,
-    progress: quiet ? undefined : (line) => io.stderr(`${line}\n`),
-    warn: (line) => io.stderr(`warning: ${line}\n`),
-  });
-  return { settings, arm, store, engine };
-}
-
 export function modeOption(value: string | undefined): Mode | undefined {
   if (value === undefined) return undefined;
   try {
@@ -69,7 +48,7 @@ export function exitFor(report: RunReport, failOnDrift: boolean): number {
 
 async function runSweep(io: CliIo, opts: { subscription?: string[]; mode?: string; json?: boolean; failOnDrift?: boolean }): Promise<number> {
   const cliMode = modeOption(opts.mode);
-  const ctx = buildContext(io, !!opts.json && false);
+  const ctx = createRuntime({ env: io.env, progress: (l) => io.stderr(`${l}\n`), warn: (l) => io.stderr(`warning: ${l}\n`) });
   for (const s of opts.subscription ?? []) {
     if (!/^[0-9a-fA-F-]{1,64}$/.test(s)) throw new UsageError(`--subscription: "${s}" is not a subscription id.`);
   }
@@ -83,11 +62,75 @@ async function runSweep(io: CliIo, opts: { subscription?: string[]; mode?: strin
   return exitFor(report, !!opts.failOnDrift);
 }
 
+async function readEventInput(io: CliIo, file: string | undefined): Promise<string> {
+  if (file === undefined || file === '-') {
+    if (!io.readStdin) throw new UsageError('no event given: name a FILE or pipe the event(s) into standard input.');
+    return io.readStdin();
+  }
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+}
+
+async function runHandleEvent(io: CliIo, file: string | undefined, opts: { mode?: string; json?: boolean }): Promise<number> {
+  const cliMode = modeOption(opts.mode);
+  const text = await readEventInput(io, file);
+  let batch;
+  try {
+    batch = parseEvents(text); // strict: one malformed event and nothing is processed
+  } catch (err) {
+    if (err instanceof MalformedEventError) throw new UsageError(`malformed event input: ${err.message}`);
+    throw err;
+  }
+  const runtime = createRuntime({ env: io.env, progress: opts.json ? undefined : (l) => io.stderr(`${l}\n`), warn: (l) => io.stderr(`warning: ${l}\n`) });
+  if (batch.validation) io.stderr(`Subscription validation event acknowledged (code ${batch.validation.validationCode}).\n`);
+  const outcome = await processEventBatch(batch, runtime, { cliMode });
+  for (const line of outcome.log) io.stderr(`${JSON.stringify({ netguard: 'event', ...line })}\n`);
+  printReport(io, outcome.report, !!opts.json);
+  if (outcome.retry) {
+    io.stderr(`aks-netguard: a retryable failure interrupted the run (Event Grid would redeliver): ${outcome.retry.message}\n`);
+    return EXIT.failure;
+  }
+  return EXIT.ok;
+}
+
+async function runServe(io: CliIo, opts: { port: string }): Promise<number> {
+  const port = Number(opts.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: "${opts.port}" is not a port number.`);
+  const runtime = createRuntime({ env: io.env, warn: (l) => io.stderr(`warning: ${l}\n`) });
+  const server = await startLocalServer({
+    port,
+    runtime,
+    log: (l) => io.stderr(`${l}\n`),
+    messages: loadTeamsHandler,
+  });
+  io.stdout(`NetGuard is serving on ${server.url}: POST ${server.url}/api/events (Event Grid), POST ${server.url}/api/messages (Teams). Ctrl-C stops it.\n`);
+  await (io.untilInterrupted?.() ?? new Promise<void>(() => undefined));
+  await server.close();
+  io.stderr('Stopped.\n');
+  return EXIT.ok;
+}
+
+/** The Teams handler, imported only when /api/messages is called (the Teams SDK is slow to load). */
+async function loadTeamsHandler(): Promise<MessagesHandler | undefined> {
+  try {
+    const mod = (await import('../../functions/teamsMessages')) as { localMessagesHandler?: MessagesHandler };
+    return mod.localMessagesHandler;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND') return undefined;
+    throw err;
+  }
+}
+
 const HELP_EXAMPLES = `
 Examples:
   $ aks-netguard sweep --mode report                 # dry run over every subscription you can list
   $ aks-netguard sweep --subscription 0000… --json   # one subscription, machine-readable
   $ aks-netguard sweep --fail-on-drift               # exit 3 if enforced drift remains (CI gate)
+  $ aks-netguard handle-event event.json --json       # one Event Grid event, as the function handles it
+  $ aks-netguard serve --port 7071                   # local webhook for Event Grid and the Teams bot
   $ aks-netguard demo                                # the whole flow against a local sandbox
 
 Exit status: 0 run completed, 3 enforced drift left (--fail-on-drift), 2 bad usage or configuration, 1 other failure.
@@ -113,6 +156,24 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     .option('--fail-on-drift', 'exit 3 when an enforced control has unremediated drift')
     .action(async (opts) => {
       exitCode = await runSweep(io, opts);
+    });
+
+  program
+    .command('handle-event')
+    .description('process one Event Grid event, or an array (Event Grid schema or CloudEvents 1.0), exactly as the Event Grid function does')
+    .argument('[file]', 'JSON file with the event(s); - or nothing for standard input')
+    .addOption(new Option('--mode <mode>', `override the mode of every control (${MODES.join('|')}; report = dry run)`))
+    .option('--json', 'print one JSON object (DESIGN.md contract) on stdout')
+    .action(async (file: string | undefined, opts) => {
+      exitCode = await runHandleEvent(io, file, opts);
+    });
+
+  program
+    .command('serve')
+    .description('serve POST /api/events (Event Grid webhook) and POST /api/messages (Teams bot) on loopback')
+    .option('--port <port>', 'port on 127.0.0.1', '7071')
+    .action(async (opts) => {
+      exitCode = await runServe(io, opts);
     });
 
   program

@@ -1,0 +1,118 @@
+// `aks-netguard serve`: the Function App's HTTP endpoints on loopback, running the same handlers.
+//   POST /api/events    an Event Grid webhook (validation handshake, aeg-event-type, batches, CloudEvents)
+//   POST /api/messages  the Teams bot (for the Bot Framework Emulator or a tunnel)
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { processEventBatch } from '../events/handler';
+import { describeProblem, MalformedEventError, parseEvents, parseEventsLenient } from '../events/parse';
+import type { Runtime } from '../runtime';
+
+export interface LocalServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+export type MessagesHandler = (req: { method: string; url: string; headers: Record<string, string>; body: string }) => Promise<{
+  status: number;
+  headers?: Record<string, string>;
+  body?: string;
+}>;
+
+export interface ServeOptions {
+  port?: number;
+  runtime: Runtime;
+  log: (line: string) => void;
+  /** The Teams handler; loaded lazily by default so the events endpoint never pays for the Teams SDK. */
+  messages?: () => Promise<MessagesHandler | undefined>;
+}
+
+const MAX_BODY = 5 * 1024 * 1024;
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        reject(new Error('request body too large'));
+        req.destroy();
+      } else chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function send(res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): void {
+  const text = body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body);
+  res.writeHead(status, { ...(text && typeof body !== 'string' ? { 'content-type': 'application/json' } : {}), ...headers });
+  res.end(text);
+}
+
+async function handleEvents(req: IncomingMessage, res: ServerResponse, options: ServeOptions): Promise<void> {
+  // CloudEvents webhook abuse protection: the OPTIONS handshake.
+  if (req.method === 'OPTIONS') {
+    const origin = String(req.headers['webhook-request-origin'] ?? '');
+    send(res, 200, undefined, origin ? { 'WebHook-Allowed-Origin': origin, 'WebHook-Allowed-Rate': '*' } : {});
+    return;
+  }
+  if (req.method !== 'POST') return send(res, 405, { error: 'use POST' });
+  const body = await readBody(req);
+  const kind = String(req.headers['aeg-event-type'] ?? '').toLowerCase();
+  try {
+    if (kind === 'subscriptionvalidation') {
+      const parsed = parseEvents(body);
+      if (!parsed.validation) return send(res, 400, { error: 'aeg-event-type says SubscriptionValidation but no validation event was sent' });
+      options.log(`Event Grid subscription validated (event ${parsed.validation.eventId}).`);
+      return send(res, 200, { validationResponse: parsed.validation.validationCode });
+    }
+    const batch = parseEventsLenient(body);
+    for (const p of batch.invalid) options.log(`rejected ${describeProblem(p)}`);
+    if (batch.validation) return send(res, 200, { validationResponse: batch.validation.validationCode });
+    const outcome = await processEventBatch(batch, options.runtime);
+    for (const line of outcome.log) options.log(JSON.stringify({ netguard: 'event', ...line }));
+    // 500 makes Event Grid redeliver; everything else is done (invalid events are not retried).
+    if (outcome.retry) return send(res, 500, { error: outcome.retry.message });
+    return send(res, 200, { summary: outcome.report.summary, rejected: outcome.invalid.map(describeProblem) });
+  } catch (err) {
+    if (err instanceof MalformedEventError) return send(res, 400, { error: err.message });
+    throw err;
+  }
+}
+
+export async function startLocalServer(options: ServeOptions): Promise<LocalServer> {
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const work = async () => {
+      if (path === '/api/events') return handleEvents(req, res, options);
+      if (path === '/api/messages') {
+        const handler = await options.messages?.();
+        if (!handler) return send(res, 501, { error: 'the Teams bot is not available in this build' });
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') headers[k] = v;
+        const answer = await handler({ method: req.method ?? 'POST', url: `http://127.0.0.1${req.url}`, headers, body: await readBody(req) });
+        return send(res, answer.status, answer.body ?? '', answer.headers ?? {});
+      }
+      return send(res, 404, { error: `no endpoint ${path}; try POST /api/events or POST /api/messages` });
+    };
+    work().catch((err) => {
+      options.log(`error on ${path}: ${(err as Error).message}`);
+      if (!res.headersSent) send(res, 500, { error: (err as Error).message });
+      else res.end();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 7071, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections?.();
+        server.close(() => resolve());
+      }),
+  };
+}
