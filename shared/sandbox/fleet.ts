@@ -1,0 +1,438 @@
+// Realistic sandbox resources built from Microsoft's published ARM examples (test/fixtures/azure),
+// varied in code, and a drifted demo fleet with one of each kind of drift NetGuard handles.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmSecurityRule, ArmSubnet, ArmVirtualNetwork, SecurityRuleProperties } from '../azure/armTypes';
+import type { ControlId } from '../types';
+import type { ArmSandbox } from './armServer';
+
+/** Same names as the controls use; repeated here so the sandbox does not depend on the engine. */
+export const NETGUARD_SSH_RULE_NAME = 'aks-netguard-deny-node-ssh';
+export const NETGUARD_EXEMPT_TAG = 'aks-netguard-exempt';
+
+const FIXTURE_MARKER = path.join('test', 'fixtures', 'azure', 'PROVENANCE.md');
+
+let fixtureRoot: string | undefined;
+
+/**
+ * The folder test/fixtures/azure, found by walking up from this file (works from the TypeScript
+ * source, from dist/ and from a bundle) and, failing that, from the working directory.
+ */
+export function azureFixturesDir(): string {
+  if (fixtureRoot) return fixtureRoot;
+  for (const start of [__dirname, process.cwd()]) {
+    let dir = path.resolve(start);
+    for (;;) {
+      if (fs.existsSync(path.join(dir, FIXTURE_MARKER))) {
+        fixtureRoot = path.join(dir, 'test', 'fixtures', 'azure');
+        return fixtureRoot;
+      }
+      const up = path.dirname(dir);
+      if (up === dir) break;
+      dir = up;
+    }
+  }
+  throw new Error(`Cannot find ${FIXTURE_MARKER} above ${__dirname} or ${process.cwd()}; the sandbox fleet needs the repository's Azure fixtures.`);
+}
+
+/** A published fixture file, parsed. */
+export function loadAzureFixture<T = unknown>(relativePath: string): T {
+  return JSON.parse(fs.readFileSync(path.join(azureFixturesDir(), relativePath), 'utf8')) as T;
+}
+
+interface ArmExample<T> {
+  parameters: Record<string, unknown>;
+  responses: Record<string, { body: T }>;
+}
+
+function exampleBody<T>(relativePath: string): T {
+  return loadAzureFixture<ArmExample<T>>(relativePath).responses['200'].body;
+}
+
+/** Replaces every occurrence of the fixture's id prefixes in a resource (ids nest in many places). */
+function rebase<T>(resource: T, replacements: Array<[string, string]>): T {
+  let text = JSON.stringify(resource);
+  for (const [from, to] of replacements) text = text.split(from).join(to);
+  return JSON.parse(text) as T;
+}
+
+function armId(subscriptionId: string, resourceGroup: string, provider: string, ...typeNamePairs: string[]): string {
+  return `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}/providers/${provider}/${typeNamePairs.join('/')}`;
+}
+
+// ---------------------------------------------------------------- managed clusters
+
+export interface ClusterSpec {
+  subscriptionId: string;
+  resourceGroup: string;
+  name: string;
+  /** Default: the fixture's location ("location1"). */
+  location?: string;
+  /** BYO VNet: the first node pool's vnetSubnetID (the network plugin becomes Azure CNI). */
+  nodeSubnetId?: string;
+  podSubnetId?: string;
+  /** Merged over the fixture's tags. */
+  tags?: Record<string, string>;
+  /** Shallow-merged over the fixture's properties. */
+  properties?: Partial<ArmManagedCluster['properties']>;
+}
+
+/** A managed cluster based on arm-aks-2026-01-01/ManagedClustersGet.json. */
+export function clusterFromFixture(spec: ClusterSpec): ArmManagedCluster {
+  const published = exampleBody<ArmManagedCluster>('arm-aks-2026-01-01/ManagedClustersGet.json');
+  const location = spec.location ?? published.location ?? 'location1';
+  const nodeResourceGroup = `MC_${spec.resourceGroup}_${spec.name}_${location}`;
+  const cluster = rebase(published, [
+    ['/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/MC_rg1/', `/subscriptions/${spec.subscriptionId}/resourceGroups/${nodeResourceGroup}/`],
+    ['/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg1/', `/subscriptions/${spec.subscriptionId}/resourceGroups/${spec.resourceGroup}/`],
+  ]);
+  cluster.id = armId(spec.subscriptionId, spec.resourceGroup, 'Microsoft.ContainerService', 'managedClusters', spec.name);
+  cluster.name = spec.name;
+  cluster.location = location;
+  cluster.tags = { ...(cluster.tags ?? {}), ...(spec.tags ?? {}) };
+  const props = cluster.properties;
+  props.nodeResourceGroup = nodeResourceGroup;
+  props.dnsPrefix = spec.name;
+  props.fqdn = `${spec.name}-abcd1234.hcp.${location}.azmk8s.io`;
+  props.azurePortalFQDN = `${spec.name}-abcd1234.portal.hcp.${location}.azmk8s.io`;
+  const pool = props.agentPoolProfiles?.[0];
+  if (pool && spec.nodeSubnetId) {
+    pool.vnetSubnetID = spec.nodeSubnetId;
+    if (spec.podSubnetId) pool.podSubnetID = spec.podSubnetId;
+    // kubenet's pod CIDR does not apply once pods take addresses from a subnet (Azure CNI).
+    const network = props.networkProfile ?? {};
+    network.networkPlugin = 'azure';
+    delete network.podCidr;
+    delete network.podCidrs;
+    props.networkProfile = network;
+  } else if (pool && spec.podSubnetId) {
+    pool.podSubnetID = spec.podSubnetId;
+  }
+  Object.assign(props, spec.properties ?? {});
+  return cluster;
+}
+
+/** The Istio add-on profile as published in ManagedClustersCreate_AzureServiceMesh.json. */
+export function istioServiceMeshProfile(): NonNullable<ArmManagedCluster['properties']['serviceMeshProfile']> {
+  const body = exampleBody<ArmManagedCluster>('arm-aks-2026-01-01/ManagedClustersCreate_AzureServiceMesh.json');
+  return body.properties.serviceMeshProfile!;
+}
+
+/** The add-on profiles (omsagent off, httpApplicationRouting on) of the Cortex XSOAR cluster list sample. */
+export function httpApplicationRoutingAddons(): NonNullable<ArmManagedCluster['properties']['addonProfiles']> {
+  const list = loadAzureFixture<{ value: ArmManagedCluster[] }>('third-party/demisto-content_AzureKubernetesServices_clusters_list_response.json');
+  return list.value[0].properties.addonProfiles!;
+}
+
+// ---------------------------------------------------------------- network
+
+export interface NsgSpec {
+  subscriptionId: string;
+  resourceGroup: string;
+  name: string;
+  /** Default: the fixture's ("westus"). */
+  location?: string;
+  /** Replaces the fixture's own rule list (rule1, Allow port 80) when given; [] for default rules only. */
+  securityRules?: ArmSecurityRule[];
+  tags?: Record<string, string>;
+}
+
+/** An NSG based on arm-network-2026-01-01/NetworkSecurityGroupGet.json (six default rules included). */
+export function nsgFromFixture(spec: NsgSpec): ArmNetworkSecurityGroup {
+  const published = exampleBody<ArmNetworkSecurityGroup>('arm-network-2026-01-01/NetworkSecurityGroupGet.json');
+  const id = armId(spec.subscriptionId, spec.resourceGroup, 'Microsoft.Network', 'networkSecurityGroups', spec.name);
+  const nsg = rebase(published, [[published.id, id]]);
+  nsg.name = spec.name;
+  if (spec.location) nsg.location = spec.location;
+  if (spec.tags) nsg.tags = { ...spec.tags };
+  if (spec.securityRules) {
+    nsg.properties.securityRules = spec.securityRules.map((r) => ({ ...r, id: `${id}/securityRules/${r.name}`, properties: { ...r.properties } }));
+  }
+  return nsg;
+}
+
+/** A security rule in wire form (no id: the sandbox or the NSG builder gives it one). */
+export function securityRule(name: string, properties: SecurityRuleProperties): ArmSecurityRule {
+  return { name, properties: { sourcePortRange: '*', ...properties } };
+}
+
+/** NetGuard's own rule as the node-ssh-deny control writes it. */
+export function netGuardSshDenyRule(sourcePrefixes: string[], priority: number): ArmSecurityRule {
+  return securityRule(NETGUARD_SSH_RULE_NAME, {
+    description: 'AKS NetGuard: deny SSH to AKS nodes from the cluster subnets',
+    protocol: 'Tcp',
+    sourcePortRange: '*',
+    ...(sourcePrefixes.length === 1 ? { sourceAddressPrefix: sourcePrefixes[0] } : { sourceAddressPrefixes: [...sourcePrefixes] }),
+    destinationAddressPrefix: 'VirtualNetwork',
+    destinationPortRange: '22',
+    access: 'Deny',
+    priority,
+    direction: 'Inbound',
+  });
+}
+
+export interface SubnetSpec {
+  name: string;
+  addressPrefix: string;
+  nsgId?: string;
+}
+
+export interface VnetSpec {
+  subscriptionId: string;
+  resourceGroup: string;
+  name: string;
+  location?: string;
+  /** Default: the fixture's 10.0.0.0/16. */
+  addressPrefixes?: string[];
+  subnets: SubnetSpec[];
+  tags?: Record<string, string>;
+}
+
+/** A VNet based on VirtualNetworkGet.json whose subnets are shaped like SubnetGet.json. */
+export function vnetWithSubnets(spec: VnetSpec): ArmVirtualNetwork {
+  const published = exampleBody<ArmVirtualNetwork>('arm-network-2026-01-01/VirtualNetworkGet.json');
+  const id = armId(spec.subscriptionId, spec.resourceGroup, 'Microsoft.Network', 'virtualNetworks', spec.name);
+  const vnet = rebase(published, [
+    [published.id, id],
+    ['/subscriptions/subid/resourceGroups/rg1/', `/subscriptions/${spec.subscriptionId}/resourceGroups/${spec.resourceGroup}/`],
+  ]);
+  vnet.name = spec.name;
+  if (spec.location) vnet.location = spec.location;
+  if (spec.tags) vnet.tags = { ...spec.tags };
+  if (spec.addressPrefixes) vnet.properties.addressSpace = { addressPrefixes: [...spec.addressPrefixes] };
+  vnet.properties.subnets = spec.subnets.map((s) => subnetFromFixture(`${id}/subnets/${s.name}`, s.addressPrefix, s.nsgId));
+  return vnet;
+}
+
+/** A subnet shaped like SubnetGet.json. */
+export function subnetFromFixture(subnetId: string, addressPrefix: string, nsgId?: string): ArmSubnet {
+  const published = exampleBody<ArmSubnet>('arm-network-2026-01-01/SubnetGet.json');
+  const subnet: ArmSubnet = { ...published, id: subnetId, name: subnetId.split('/').pop()!, properties: { ...published.properties, addressPrefix } };
+  if (nsgId) subnet.properties.networkSecurityGroup = { id: nsgId };
+  return subnet;
+}
+
+// ---------------------------------------------------------------- the drifted demo fleet
+
+export interface SeededCluster {
+  /** "a" … "i", as in the list of drift kinds. */
+  label: string;
+  clusterId: string;
+  nodeSubnetIds: string[];
+  /** NSGs on the node subnets (none for a bare subnet). */
+  nsgIds: string[];
+  /** What is wrong, in one sentence (or why it is the compliant reference). */
+  problem: string;
+  /** Controls that are not compliant, before exemptions are applied. */
+  driftedControls: ControlId[];
+  /** Value of the aks-netguard-exempt tag, when the cluster has one. */
+  exempt?: string;
+  /** True when the only possible fix changes someone's access and so needs a person. */
+  needsPerson?: boolean;
+}
+
+export interface SeededFleet {
+  subscriptionId: string;
+  resourceGroup: string;
+  location: string;
+  clusters: SeededCluster[];
+}
+
+export interface FleetOptions {
+  subscriptionId?: string;
+  resourceGroup?: string;
+  location?: string;
+}
+
+/** Settings every seeded cluster starts from: all six controls compliant. */
+const DOCUMENTATION_RANGE = '203.0.113.0/24'; // TEST-NET-3, reserved for documentation
+
+/**
+ * Seeds a small fleet with one cluster per kind of drift (plus a compliant reference) and returns what
+ * was seeded, so the demo can print it and tests can check NetGuard's verdicts against it.
+ */
+export function seedDriftedFleet(sandbox: ArmSandbox, options: FleetOptions = {}): SeededFleet {
+  const subscriptionId = options.subscriptionId ?? '00000000-0000-0000-0000-000000000000';
+  const resourceGroup = options.resourceGroup ?? 'rg-aks-fleet';
+  const location = options.location ?? 'westeurope';
+  sandbox.addSubscription(subscriptionId, 'AKS NetGuard demo subscription');
+  const clusters: SeededCluster[] = [];
+
+  const hardened = (): Partial<ArmManagedCluster['properties']> => ({
+    apiServerAccessProfile: { authorizedIPRanges: [DOCUMENTATION_RANGE] },
+    serviceMeshProfile: istioServiceMeshProfile(),
+  });
+  const hardenNetwork = (cluster: ArmManagedCluster): ArmManagedCluster => {
+    const network = cluster.properties.networkProfile ?? {};
+    network.networkPolicy = 'calico';
+    network.outboundType = 'userDefinedRouting';
+    delete network.loadBalancerProfile; // a UDR cluster has no outbound load balancer settings
+    cluster.properties.networkProfile = network;
+    return cluster;
+  };
+
+  /** One BYO-VNet cluster with its own VNet (10.{octet}.0.0/16), node subnet and NSG. */
+  const byoCluster = (
+    label: string,
+    name: string,
+    octet: number,
+    nsg: { rules: (nodePrefix: string, podPrefix?: string) => ArmSecurityRule[]; tags?: Record<string, string> } | 'none',
+    vary: (cluster: ArmManagedCluster) => void,
+    describe: Omit<SeededCluster, 'label' | 'clusterId' | 'nodeSubnetIds' | 'nsgIds'>,
+    withPodSubnet = false,
+  ): void => {
+    const nodePrefix = `10.${octet}.0.0/22`;
+    const podPrefix = withPodSubnet ? `10.${octet}.4.0/22` : undefined;
+    const nsgId = nsg === 'none' ? undefined : armId(subscriptionId, resourceGroup, 'Microsoft.Network', 'networkSecurityGroups', `${name}-nodes-nsg`);
+    if (nsg !== 'none') {
+      sandbox.put(nsgFromFixture({ subscriptionId, resourceGroup, name: `${name}-nodes-nsg`, location, securityRules: nsg.rules(nodePrefix, podPrefix), tags: nsg.tags }));
+    }
+    const vnet = vnetWithSubnets({
+      subscriptionId,
+      resourceGroup,
+      name: `${name}-vnet`,
+      location,
+      addressPrefixes: [`10.${octet}.0.0/16`],
+      subnets: [{ name: 'nodes', addressPrefix: nodePrefix, nsgId }, ...(podPrefix ? [{ name: 'pods', addressPrefix: podPrefix }] : [])],
+    });
+    sandbox.put(vnet);
+    const nodeSubnetId = `${vnet.id}/subnets/nodes`;
+    const cluster = hardenNetwork(
+      clusterFromFixture({
+        subscriptionId,
+        resourceGroup,
+        name,
+        location,
+        nodeSubnetId,
+        podSubnetId: podPrefix ? `${vnet.id}/subnets/pods` : undefined,
+        properties: hardened(),
+      }),
+    );
+    vary(cluster);
+    sandbox.put(cluster);
+    clusters.push({ label, clusterId: cluster.id, nodeSubnetIds: [nodeSubnetId], nsgIds: nsgId ? [nsgId] : [], ...describe });
+  };
+
+  const denyFor = (nodePrefix: string, podPrefix?: string, priority = 200) => netGuardSshDenyRule(podPrefix ? [nodePrefix, podPrefix] : [nodePrefix], priority);
+  const publishedRule1 = (): ArmSecurityRule[] => nsgFromFixture({ subscriptionId, resourceGroup, name: 'x' }).properties.securityRules!.map((r) => ({ name: r.name, properties: r.properties }));
+
+  byoCluster('a', 'aks-compliant', 1, { rules: (n, p) => [...publishedRule1(), denyFor(n, p)] }, () => undefined, {
+    problem: 'Compliant reference: BYO VNet, SSH to nodes denied by NetGuard’s rule, authorized IP ranges, calico, userDefinedRouting egress, Istio.',
+    driftedControls: [],
+  }, true);
+
+  byoCluster('b', 'aks-no-ssh-deny', 2, { rules: () => [] }, () => undefined, {
+    problem: 'The node subnet’s NSG has only the default rules, so AllowVnetInBound lets SSH reach the nodes.',
+    driftedControls: ['node-ssh-deny'],
+  });
+
+  byoCluster(
+    'c',
+    'aks-shadowed-deny',
+    3,
+    {
+      rules: (n) => [
+        securityRule('allow-ssh-from-vnet', {
+          description: 'Ops jump access',
+          protocol: 'Tcp',
+          sourceAddressPrefix: 'VirtualNetwork',
+          destinationAddressPrefix: '*',
+          destinationPortRange: '22',
+          access: 'Allow',
+          priority: 300,
+          direction: 'Inbound',
+        }),
+        denyFor(n, undefined, 400),
+      ],
+    },
+    () => undefined,
+    {
+      problem: `NetGuard’s deny rule (priority 400) is shadowed by allow-ssh-from-vnet, an Allow for port 22 at priority 300.`,
+      driftedControls: ['node-ssh-deny'],
+    },
+  );
+
+  byoCluster('d', 'aks-open-api', 4, { rules: (n) => [denyFor(n)] }, (c) => {
+    c.properties.apiServerAccessProfile = { authorizedIPRanges: [] };
+  }, {
+    problem: 'The API server’s authorized IP ranges were cleared: the public endpoint is open to the internet.',
+    driftedControls: ['api-authorized-ranges'],
+  });
+
+  byoCluster('e', 'aks-http-routing', 5, { rules: (n) => [denyFor(n)] }, (c) => {
+    c.properties.addonProfiles = httpApplicationRoutingAddons();
+  }, {
+    problem: 'The httpApplicationRouting add-on (not for production; publishes ingress on public DNS) is enabled.',
+    driftedControls: ['http-application-routing'],
+  });
+
+  // (f) AKS-managed VNet: no pool names a subnet; AKS made the VNet and NSG in the node resource group.
+  {
+    const name = 'aks-managed-vnet';
+    const cluster = clusterFromFixture({ subscriptionId, resourceGroup, name, location, properties: hardened() });
+    cluster.properties.networkProfile = { ...(cluster.properties.networkProfile ?? {}), networkPolicy: 'calico' };
+    const nodeRg = cluster.properties.nodeResourceGroup!;
+    const nsg = nsgFromFixture({ subscriptionId, resourceGroup: nodeRg, name: 'aks-agentpool-31415926-nsg', location, securityRules: [] });
+    sandbox.put(nsg);
+    const vnet = vnetWithSubnets({
+      subscriptionId,
+      resourceGroup: nodeRg,
+      name: 'aks-vnet-31415926',
+      location,
+      addressPrefixes: ['10.224.0.0/12'],
+      subnets: [{ name: 'aks-subnet', addressPrefix: '10.224.0.0/16', nsgId: nsg.id }],
+    });
+    sandbox.put(vnet);
+    sandbox.put(cluster);
+    clusters.push({
+      label: 'f',
+      clusterId: cluster.id,
+      nodeSubnetIds: [`${vnet.id}/subnets/aks-subnet`],
+      nsgIds: [nsg.id],
+      problem: 'On the AKS-managed VNet in its node resource group: the managed NSG has only default rules (SSH to nodes allowed) and egress goes out through the load balancer.',
+      driftedControls: ['node-ssh-deny', 'egress-lockdown'],
+    });
+  }
+
+  byoCluster('g', 'aks-bare-subnet', 7, 'none', () => undefined, {
+    problem: 'The node subnet has no NSG at all; NetGuard cannot choose one, so it can only report it.',
+    driftedControls: ['node-ssh-deny'],
+  });
+
+  byoCluster('h', 'aks-exempt', 8, { rules: () => [] }, (c) => {
+    c.tags = { ...(c.tags ?? {}), [NETGUARD_EXEMPT_TAG]: '*' };
+    c.properties.addonProfiles = httpApplicationRoutingAddons();
+  }, {
+    problem: 'Exempt from every control by its aks-netguard-exempt=* tag, although SSH is open and httpApplicationRouting is on.',
+    driftedControls: ['node-ssh-deny', 'http-application-routing'],
+    exempt: '*',
+  });
+
+  byoCluster(
+    'i',
+    'aks-allow-ssh-100',
+    9,
+    {
+      rules: () => [
+        securityRule('allow-ssh-jumphosts', {
+          description: 'SSH from the corporate range',
+          protocol: 'Tcp',
+          sourceAddressPrefix: '10.0.0.0/8',
+          destinationAddressPrefix: '*',
+          destinationPortRange: '22',
+          access: 'Allow',
+          priority: 100,
+          direction: 'Inbound',
+        }),
+      ],
+    },
+    () => undefined,
+    {
+      problem: 'An Allow for SSH from 10.0.0.0/8 sits at priority 100, the best there is: no deny can beat it, only narrowing that Allow (a person must approve).',
+      driftedControls: ['node-ssh-deny'],
+      needsPerson: true,
+    },
+  );
+
+  return { subscriptionId, resourceGroup, location, clusters };
+}
