@@ -1,0 +1,30 @@
+// NetGuard's custom role: exactly the actions in shared/azure/permissions.ts (NETGUARD_ROLE_ACTIONS),
+// read from the generated file so the code and the role cannot drift apart (test/infra checks it).
+targetScope = 'subscription'
+
+@description('Must be unique in the tenant.')
+param roleName string
+@description('Subscriptions where the role may be assigned.')
+param assignableSubscriptionIds array
+
+var role = loadJsonContent('../generated/netguard-role.json')
+
+resource netguardRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(tenant().tenantId, 'aks-netguard-role', roleName)
+  properties: {
+    roleName: roleName
+    description: role.description
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: role.actions
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+    assignableScopes: [for id in assignableSubscriptionIds: '/subscriptions/${id}']
+  }
+}
+
+output roleDefinitionName string = netguardRole.name

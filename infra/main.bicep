@@ -1,0 +1,199 @@
+// AKS NetGuard: everything `azd up` creates. Subscription scope, because NetGuard is granted its role
+// and gets its Event Grid system topic in every watched subscription, not only in its own.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(40)
+@description('azd environment name; names and tags every resource.')
+param environmentName string
+
+@minLength(1)
+@description('Region of the Function App, storage and monitoring (the bot and system topics are global).')
+param location string
+
+@description('Comma list of subscription ids NetGuard watches and may repair. Empty: only the subscription deployed to.')
+param watchedSubscriptions string = ''
+
+@allowed([ 'report', 'approve', 'auto' ])
+@description('AKS_NETGUARD_MODE. Start with report: NetGuard only records what it would do.')
+param netguardMode string = 'report'
+
+@description('Per-control modes, e.g. { "node-ssh-deny": "auto" } (AKS_NETGUARD_MODE_<ID>); unset controls use their default.')
+param controlModes object = {}
+
+@description('AKS_NETGUARD_AUTHORIZED_IP_RANGES: comma list of CIDRs restored when a cluster has no known-good ranges.')
+param authorizedIpRanges string = ''
+
+@description('AKS_NETGUARD_APPROVERS: comma list of Entra object ids allowed to approve in Teams. Empty: nobody can.')
+param approvers string = ''
+
+@minValue(0)
+param maxWritesPerRun int = 20
+
+@description('NCRONTAB schedule of the daily sweep (AKS_NETGUARD_SWEEP_SCHEDULE), in UTC.')
+param sweepSchedule string = '0 0 6 * * *'
+
+@minValue(1)
+param flapCount int = 3
+
+@minValue(1)
+param flapWindowMinutes int = 60
+
+@minValue(1)
+param approvalTtlHours int = 24
+
+@allowed([ '20', '22' ])
+param nodeVersion string = '20'
+
+@allowed([ 'F0', 'S1' ])
+@description('Azure Bot pricing tier; Teams is a standard channel, free on F0.')
+param botSku string = 'F0'
+
+@allowed([ 'true', 'false' ])
+@description('Create the Event Grid event subscriptions. Event Grid checks that onResourceEvent exists, so the first provision (before any code is deployed) leaves them out; the postdeploy hook turns this on and provisions again.')
+param eventsEnabled string = 'false'
+
+var tags = { 'azd-env-name': environmentName, application: 'aks-netguard' }
+var token = toLower(uniqueString(subscription().id, environmentName, location))
+var homeSubscriptionId = subscription().subscriptionId
+var watched = empty(trim(watchedSubscriptions)) ? [ homeSubscriptionId ] : map(filter(split(watchedSubscriptions, ','), s => !empty(trim(s))), s => trim(s))
+var deadLetterContainerName = 'netguard-deadletter'
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity 'app/identity.bicep' = {
+  name: 'netguard-identity'
+  scope: rg
+  params: {
+    name: 'id-netguard-${token}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'app/monitoring.bicep' = {
+  name: 'netguard-monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: 'log-netguard-${token}'
+    applicationInsightsName: 'appi-netguard-${token}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'app/storage.bicep' = {
+  name: 'netguard-storage'
+  scope: rg
+  params: {
+    name: take('stnetguard${token}', 24)
+    location: location
+    tags: tags
+    deploymentContainerName: 'app-package-${token}'
+    deadLetterContainerName: deadLetterContainerName
+  }
+}
+
+module rbac 'app/rbac.bicep' = {
+  name: 'netguard-rbac'
+  scope: rg
+  params: {
+    principalId: identity.outputs.principalId
+    storageAccountName: storage.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+  }
+}
+
+module functionApp 'app/function.bicep' = {
+  name: 'netguard-function'
+  scope: rg
+  params: {
+    name: 'func-netguard-${token}'
+    planName: 'plan-netguard-${token}'
+    location: location
+    tags: tags
+    nodeVersion: nodeVersion
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    identityPrincipalId: identity.outputs.principalId
+    storageAccountName: storage.outputs.name
+    deploymentContainerUrl: '${storage.outputs.blobEndpoint}${storage.outputs.deploymentContainerName}'
+    applicationInsightsConnectionString: monitoring.outputs.connectionString
+    watchedSubscriptionIds: watched
+    netguardMode: netguardMode
+    controlModes: controlModes
+    authorizedIpRanges: authorizedIpRanges
+    approvers: approvers
+    maxWritesPerRun: maxWritesPerRun
+    sweepSchedule: sweepSchedule
+    flapCount: flapCount
+    flapWindowMinutes: flapWindowMinutes
+    approvalTtlHours: approvalTtlHours
+  }
+  // The host needs its storage and telemetry roles before it starts.
+  dependsOn: [ rbac ]
+}
+
+module bot 'app/bot.bicep' = {
+  name: 'netguard-bot'
+  scope: rg
+  params: {
+    name: 'bot-netguard-${token}'
+    tags: tags
+    sku: botSku
+    messagingEndpoint: 'https://${functionApp.outputs.defaultHostName}/api/messages'
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+  }
+}
+
+// One custom role, defined in the home subscription and assignable in every watched one.
+module netguardRole 'app/netguard-role.bicep' = {
+  name: 'netguard-role'
+  params: {
+    roleName: 'AKS NetGuard (${environmentName})'
+    assignableSubscriptionIds: union([ homeSubscriptionId ], watched)
+  }
+}
+
+module watchedSubscription 'app/watched-subscription.bicep' = [for subscriptionId in watched: {
+  name: 'netguard-watch-${take(uniqueString(subscriptionId), 8)}'
+  scope: subscription(subscriptionId)
+  params: {
+    environmentName: environmentName
+    tags: tags
+    roleDefinitionName: netguardRole.outputs.roleDefinitionName
+    principalId: identity.outputs.principalId
+    functionAppId: functionApp.outputs.id
+    deadLetterStorageAccountId: storage.outputs.id
+    deadLetterContainerName: deadLetterContainerName
+    eventsEnabled: eventsEnabled == 'true'
+    logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
+  }
+}]
+
+// Each system topic dead-letters with its own identity, allowed to write to the dead-letter container only.
+module deadLetterAccess 'app/deadletter-access.bicep' = [for (subscriptionId, i) in watched: {
+  name: 'netguard-deadletter-${take(uniqueString(subscriptionId), 8)}'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    containerName: deadLetterContainerName
+    principalId: watchedSubscription[i].outputs.systemTopicPrincipalId
+  }
+}]
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output NETGUARD_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output NETGUARD_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output NETGUARD_BOT_NAME string = bot.outputs.name
+output NETGUARD_STORAGE_ACCOUNT string = storage.outputs.name
+output NETGUARD_ROLE_DEFINITION_NAME string = netguardRole.outputs.roleDefinitionName
+output NETGUARD_WATCHED_SUBSCRIPTIONS string = join(watched, ',')
