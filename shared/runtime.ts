@@ -1,5 +1,6 @@
 // Wires settings → ARM gateway → store → engine once per process (a Function App instance or a CLI run).
 import { ArmGateway } from './azure/arm';
+import type { TopologyCacheStore } from './azure/topologyCache';
 import { loadSettings, type Settings } from './config';
 import { Engine } from './engine/engine';
 import type { NoticeSink } from './notify/types';
@@ -32,7 +33,8 @@ export function createRuntime(options: RuntimeOptions = {}): Runtime {
   const arm = new ArmGateway({ endpoint: settings.armEndpoint, pollIntervalMs: options.pollIntervalMs });
   const store = options.store ?? storeFromEnvironment(env);
   const notices = options.notices ?? noticeSinkFromEnvironment(env);
-  const engine = new Engine({ arm, settings, store, notices, progress: options.progress, warn: options.warn, clock: options.clock });
+  const topologyCache = store && isTopologyCache(store) ? store : undefined;
+  const engine = new Engine({ arm, settings, store, topologyCache, notices, progress: options.progress, warn: options.warn, clock: options.clock });
   return { settings, arm, store, engine, notices };
 }
 
@@ -46,6 +48,10 @@ function noticeSinkFromEnvironment(env: NodeJS.ProcessEnv): NoticeSink | undefin
     if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND') return undefined;
     throw err;
   }
+}
+
+function isTopologyCache(store: StateStore): store is StateStore & TopologyCacheStore {
+  return typeof (store as Partial<TopologyCacheStore>).replaceTopology === 'function';
 }
 
 let cached: Runtime | undefined;

@@ -17,7 +17,7 @@ import {
 import { ConfigError } from '../config';
 import type { SecurityRuleProperties } from './armTypes';
 import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmSecurityRule, ArmVirtualNetwork } from './armTypes';
-import { ArmError } from './errors';
+import { ArmError, VerificationError } from './errors';
 import { lastSegment, parentId, parseResourceId, resourceGroupOf, subscriptionOf } from './ids';
 import type { Inventory } from './topology';
 
@@ -280,17 +280,23 @@ export class ArmGateway {
    * Creates (If-None-Match: *) or repairs (If-Match: etag) a security rule through the SDK's typed
    * operation and waits for it; a stale condition surfaces as ArmError 412.
    */
-  async putSecurityRule(nsgId: string, ruleName: string, properties: SecurityRuleProperties, ifMatch?: string): Promise<void> {
+  async putSecurityRule(nsgId: string, ruleName: string, properties: SecurityRuleProperties, ifMatch?: string): Promise<ArmSecurityRule> {
     const client = this.networkClient(subscriptionOf(nsgId));
     const { provisioningState: _ignored, ...props } = properties;
     const conditional: Record<string, string> = ifMatch ? { 'If-Match': ifMatch } : { 'If-None-Match': '*' };
     try {
-      await client.securityRules.createOrUpdate(resourceGroupOf(nsgId), lastSegment(nsgId), ruleName, { name: ruleName, ...props } as any, {
+      // The poller ends with a GET of the rule: that read-back is what the engine verifies.
+      const written = await client.securityRules.createOrUpdate(resourceGroupOf(nsgId), lastSegment(nsgId), ruleName, { name: ruleName, ...props } as any, {
         requestOptions: { headers: conditional },
         updateIntervalInMs: this.pollIntervalMs,
       });
+      return wireRule(written as unknown as Record<string, unknown>, ruleName);
     } catch (err) {
       const status = (err as { statusCode?: number }).statusCode;
+      // The PUT was accepted but the poller's closing GET finds no rule: the write did not take.
+      if (status === 404 && (err as { request?: { method?: string } }).request?.method === 'GET') {
+        throw new VerificationError(`Azure accepted the write of the rule ${ruleName} in ${lastSegment(nsgId)}, but re-reading finds no such rule: the write did not take.`);
+      }
       if (status !== undefined) {
         const e = err as Error & { code?: string };
         throw new ArmError(status, e.code, e.message, 'PUT', `${nsgId}/securityRules/${ruleName}`);
@@ -340,6 +346,24 @@ export class ArmGateway {
       delay = Number.isFinite(ra) && ra > 0 ? ra * 1000 : this.pollIntervalMs;
     }
   }
+}
+
+const RULE_PROPERTY_NAMES: ReadonlyArray<keyof SecurityRuleProperties> = [
+  'description', 'protocol', 'sourcePortRange', 'sourcePortRanges', 'destinationPortRange', 'destinationPortRanges',
+  'sourceAddressPrefix', 'sourceAddressPrefixes', 'sourceApplicationSecurityGroups', 'destinationAddressPrefix',
+  'destinationAddressPrefixes', 'destinationApplicationSecurityGroups', 'access', 'priority', 'direction', 'provisioningState',
+];
+
+/** The SDK's flattened SecurityRule model back in wire shape (properties nested). */
+function wireRule(model: Record<string, unknown>, ruleName: string): ArmSecurityRule {
+  const properties: Record<string, unknown> = {};
+  for (const key of RULE_PROPERTY_NAMES) if (model[key] !== undefined) properties[key] = model[key];
+  return {
+    id: model.id as string | undefined,
+    name: (model.name as string | undefined) ?? ruleName,
+    etag: model.etag as string | undefined,
+    properties: properties as unknown as SecurityRuleProperties,
+  };
 }
 
 /** The NSG that a rule id belongs to. */

@@ -2,7 +2,7 @@
 // An event is only a hint of which resources to look at; every run re-reads live state and acts only
 // on the difference, so running twice changes nothing.
 import type { ArmGateway } from '../azure/arm';
-import type { ArmManagedCluster, ArmNetworkSecurityGroup } from '../azure/armTypes';
+import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmSecurityRule } from '../azure/armTypes';
 import { ArmError, ConcurrencyError, VerificationError, classifyError, describeError } from '../azure/errors';
 import { idKey, sameId, subscriptionOf } from '../azure/ids';
 import { TopologyIndex, type Inventory } from '../azure/topology';
@@ -14,6 +14,9 @@ import type { Notice, NoticeSink } from '../notify/types';
 import type { ApprovalRecord, StateStore } from '../store/types';
 import { summarize, type ControlId, type Finding, type FindingAction, type FindingStatus, type Mode, type RunReport } from '../types';
 import { resolveMode } from './modes';
+import { observeFromCache, type Observed } from './observe';
+import { cacheEntriesOf, type TopologyCacheStore } from '../azure/topologyCache';
+import { StoreError } from '../store/tables';
 
 /** How many times a write is retried after a 412 (each time after re-reading and re-judging). */
 const MAX_CONFLICT_ROUNDS = 3;
@@ -30,6 +33,8 @@ export interface EngineDeps {
   progress?: (line: string) => void;
   /** Warnings for a person (storage trouble, approve acting as report). */
   warn?: (line: string) => void;
+  /** The topology kept between runs (Azure Tables): lets an event be judged with one or two reads. */
+  topologyCache?: TopologyCacheStore;
   /** Where approval requests and remediation notices go (Teams delivery happens elsewhere). */
   notices?: NoticeSink;
 }
@@ -80,6 +85,7 @@ export class Engine {
         this.failScope(run, `/subscriptions/${sub}`, `Could not list clusters and networks of subscription ${sub}: ${describeError(err)}`);
         continue;
       }
+      await this.refreshCache(sub, inventory);
       this.deps.progress?.(`Judging ${inventory.clusters.length} cluster(s) in ${sub}…`);
       await this.judgeClusters(run, inventory, inventory.clusters, options);
     }
@@ -97,12 +103,38 @@ export class Engine {
   /** reconcile(), plus the first retryable failure (a 5xx or 429 on a write) so an event can be redelivered. */
   async reconcileDetailed(resourceId: string, options: RunOptions = {}): Promise<{ report: RunReport; retryable?: Error }> {
     const run = new Run();
+    const cache = this.deps.topologyCache;
+    let fromCache: Observed | undefined;
+    if (cache) {
+      try {
+        fromCache = await observeFromCache(this.deps.arm, cache, resourceId);
+      } catch (err) {
+        if (!(err instanceof StoreError)) throw err;
+        this.deps.warn?.(`The topology cache could not answer, reading the whole subscription: ${describeError(err)}`);
+      }
+    }
+    if (fromCache) {
+      const { inventory, clusters, onlyNodeSsh, targets, topology } = fromCache;
+      await this.judgeClusters(run, inventory, clusters, options, onlyNodeSsh ? ['node-ssh-deny'] : undefined, topology, targets);
+      return { report: this.report(run), retryable: run.retryable };
+    }
     const sub = subscriptionOf(resourceId);
     const inventory = await this.deps.arm.readInventory(sub);
+    await this.refreshCache(sub, inventory);
     const topology = new TopologyIndex(inventory);
     const scope = clustersAffectedBy(resourceId, topology);
     await this.judgeClusters(run, inventory, scope.clusters, options, scope.onlyNodeSsh ? ['node-ssh-deny'] : undefined, topology);
     return { report: this.report(run), retryable: run.retryable };
+  }
+
+  /** Keeps the cluster ↔ subnet ↔ NSG topology for the event path (a failure only costs later reads). */
+  private async refreshCache(subscriptionId: string, inventory: Inventory): Promise<void> {
+    if (!this.deps.topologyCache) return;
+    try {
+      await this.deps.topologyCache.replaceTopology(subscriptionId, cacheEntriesOf(inventory), this.clock());
+    } catch (err) {
+      this.deps.warn?.(`Could not save the topology of ${subscriptionId}: ${describeError(err)}`);
+    }
   }
 
   private report(run: Run): RunReport {
@@ -122,6 +154,7 @@ export class Engine {
     options: RunOptions,
     onlyControls?: ControlId[],
     topology = new TopologyIndex(inventory),
+    onlyTargets?: Set<string>,
   ): Promise<void> {
     for (const cluster of clusters) {
       run.clusters++;
@@ -139,7 +172,7 @@ export class Engine {
       };
       for (const control of CONTROLS) {
         if (onlyControls && !onlyControls.includes(control.id)) continue;
-        const findings = await this.judgeControl(run, control, observation, options);
+        const findings = await this.judgeControl(run, control, observation, options, onlyTargets);
         run.findings.push(...findings);
         for (const f of findings) await this.record(f);
       }
@@ -155,7 +188,13 @@ export class Engine {
     }
   }
 
-  private async judgeControl(run: Run, control: Control, observation: ClusterObservation, options: RunOptions): Promise<Finding[]> {
+  private async judgeControl(
+    run: Run,
+    control: Control,
+    observation: ClusterObservation,
+    options: RunOptions,
+    onlyTargets?: Set<string>,
+  ): Promise<Finding[]> {
     const clusterId = observation.cluster.id;
     let judgements: Judgement[];
     try {
@@ -165,6 +204,8 @@ export class Engine {
     }
     const out: Finding[] = [];
     for (const judgement of judgements) {
+      // An event about one NSG or subnet concerns only its own judgements (the rest was not re-read).
+      if (onlyTargets && !onlyTargets.has(idKey(judgement.targetId))) continue;
       const base = { control: control.id, resourceId: clusterId, targetId: judgement.targetId };
       const resolved = resolveMode({ control, judgement, settings: this.deps.settings, cliMode: options.cliMode });
       const notes = resolved.notes.length ? ` ${resolved.notes.join(' ')}` : '';
@@ -283,10 +324,11 @@ export class Engine {
     let conflicts = 0;
     const applied: string[] = [];
     for (let step = 0; step < MAX_FIX_STEPS + MAX_CONFLICT_ROUNDS; step++) {
+      let readBack: ArmSecurityRule | undefined;
       try {
         this.deps.progress?.(`${control.id}: ${plan.summary}`);
         run.writes++;
-        await this.apply(plan, observation);
+        readBack = await this.apply(plan, observation);
         applied.push(plan.summary);
       } catch (err) {
         if (err instanceof ArmError && err.status === 412) {
@@ -296,8 +338,9 @@ export class Engine {
           throw err;
         }
       }
-      // Verify (or, after a 412, catch up): re-read the target and judge it again.
-      const refreshed = await this.reobserve(observation, current);
+      // Verify (or, after a 412, catch up): re-read the target and judge it again. A rule write is
+      // verified on the rule as Azure returns it after the write, in the NSG as read.
+      const refreshed = readBack && plan.kind === 'security-rule' ? withRule(observation, plan.nsgId, readBack) : await this.reobserve(observation, current);
       const again = control.evaluate(refreshed).find((j) => sameId(j.targetId, judgement.targetId));
       if (!again || again.compliant) {
         if (applied.length === 0) return { action: 'none', status: 'compliant', detail: `${judgement.detail} It was repaired by someone else before NetGuard's write.` };
@@ -327,11 +370,11 @@ export class Engine {
     throw new ConcurrencyError(`${judgement.targetId} did not settle after ${MAX_FIX_STEPS} fixes.`);
   }
 
-  private async apply(plan: PlannedChange, observation: ClusterObservation): Promise<void> {
+  /** Applies a change; for a rule, returns the rule as Azure reads it back after the write. */
+  private async apply(plan: PlannedChange, observation: ClusterObservation): Promise<ArmSecurityRule | undefined> {
     const arm = this.deps.arm;
     if (plan.kind === 'security-rule') {
-      await arm.putSecurityRule(plan.nsgId, plan.ruleName, plan.after, plan.ifMatch);
-      return;
+      return arm.putSecurityRule(plan.nsgId, plan.ruleName, plan.after, plan.ifMatch);
     }
     // A cluster goes back exactly as it was read, with only the drifted property changed, and
     // If-Match on the ETag that was read. A list answer without an ETag is re-read first.
@@ -346,6 +389,7 @@ export class Engine {
     const op = await arm.startClusterUpdate(cluster, ifMatch);
     this.deps.progress?.(`Waiting for ${cluster.name} to finish updating (AKS updates take minutes)…`);
     await arm.waitForOperation(op, (s) => this.deps.progress?.(`  ${cluster.name}: ${s}`));
+    return undefined;
   }
 
   /** Re-reads what a judgement depends on and returns an observation with it replaced. */
@@ -478,6 +522,17 @@ export function clustersAffectedBy(resourceId: string, topology: TopologyIndex):
     return { clusters, onlyNodeSsh: true };
   }
   return { clusters: [], onlyNodeSsh: true };
+}
+
+/** The observation with one rule of one NSG replaced (or added) as read back after a write. */
+function withRule(observation: ClusterObservation, nsgId: string, rule: ArmSecurityRule): ClusterObservation {
+  const inv = observation.topology.inventory;
+  const nsgs = inv.nsgs.map((n) => {
+    if (!sameId(n.id, nsgId)) return n;
+    const others = (n.properties.securityRules ?? []).filter((r) => r.name.toLowerCase() !== rule.name.toLowerCase());
+    return { ...n, properties: { ...n.properties, securityRules: [...others, rule] } };
+  });
+  return { ...observation, topology: new TopologyIndex({ ...inv, nsgs }) };
 }
 
 function setPath(target: Record<string, any>, path: string[], value: unknown): void {

@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { isRestError } from '@azure/core-rest-pipeline';
 import { odata, TableClient, type TableEntityResult, type TableServiceClientOptions } from '@azure/data-tables';
 import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/identity';
+import type { CachedCluster, CachedSubnet, TopologyCacheStore } from '../azure/topologyCache';
 import type { PlannedChange } from '../controls/types';
 import type { ControlId, Finding, FindingAction, FindingStatus, Mode } from '../types';
 import {
@@ -16,7 +17,7 @@ import {
 
 export const DEFAULT_TABLE_PREFIX = 'netguard';
 
-export const TABLE_KINDS = ['findings', 'baselines', 'approvals', 'audit', 'events', 'remediations'] as const;
+export const TABLE_KINDS = ['findings', 'baselines', 'approvals', 'audit', 'events', 'remediations', 'topology'] as const;
 export type TableKind = (typeof TABLE_KINDS)[number];
 
 export interface TableStoreOptions {
@@ -78,6 +79,13 @@ function approvalKeys(control: string, targetId: string) {
 
 const BASELINE_PARTITION = 'api-authorized-ranges';
 
+function subscriptionOfId(id: string): string {
+  return (/^\/subscriptions\/([^/]+)/i.exec(id)?.[1] ?? '').toLowerCase();
+}
+function topologyPartition(subscriptionId: string): string {
+  return `sub|${tableKey(subscriptionId)}`;
+}
+
 // A string property holds at most 64 KiB (32K UTF-16 characters); longer JSON is split across
 // numbered properties (`changeJson`, `changeJson_1`, …) so nothing is ever cut off.
 const JSON_CHUNK = 30_000;
@@ -124,7 +132,7 @@ const tablesReady = new Map<string, Promise<void>>();
 
 export type TableClientFactory = (tableName: string) => TableClient;
 
-export class TableStateStore implements StateStore {
+export class TableStateStore implements StateStore, TopologyCacheStore {
   private readonly clients: Record<TableKind, TableClient>;
 
   /** Usually built with fromConnectionString, fromAccountUrl or storeFromEnvironment. */
@@ -210,6 +218,76 @@ export class TableStateStore implements StateStore {
         rows.push(row);
       }
       return rows;
+    });
+  }
+
+  // ---- topology cache: one partition per subscription; rows c|<cluster>, s|<subnet>, and a marker ----
+
+  async replaceTopology(subscriptionId: string, entries: { clusters: CachedCluster[]; subnets: CachedSubnet[] }, at: Date): Promise<void> {
+    const pk = topologyPartition(subscriptionId);
+    const rows = [
+      ...entries.clusters.map((c) => ({ partitionKey: pk, rowKey: `c|${tableKey(c.cluster.id)}`, ...jsonProperties('entry', c) })),
+      ...entries.subnets.map((s) => ({ partitionKey: pk, rowKey: `s|${tableKey(s.id)}`, ...jsonProperties('entry', s) })),
+      { partitionKey: pk, rowKey: 'marker', at: at.toISOString() },
+    ];
+    const keep = new Set(rows.map((r) => r.rowKey));
+    const existing = await this.listRows('topology', 'listEntities(topology)', odata`PartitionKey eq ${pk}`);
+    const stale = existing.filter((r) => !keep.has(String(r.rowKey)));
+    // Entity group transactions: up to 100 operations on one partition each.
+    const actions: Array<['upsert', Record<string, unknown> & { partitionKey: string; rowKey: string }, 'Replace'] | ['delete', { partitionKey: string; rowKey: string }]> = [
+      ...rows.map((r) => ['upsert', r, 'Replace'] as ['upsert', typeof r, 'Replace']),
+      ...stale.map((r) => ['delete', { partitionKey: pk, rowKey: String(r.rowKey) }] as ['delete', { partitionKey: string; rowKey: string }]),
+    ];
+    for (let i = 0; i < actions.length; i += 100) {
+      const batch = actions.slice(i, i + 100);
+      await this.call('topology', 'submitTransaction(topology)', (c) => c.submitTransaction(batch as never));
+    }
+  }
+
+  async hasTopology(subscriptionId: string): Promise<boolean> {
+    return !!(await this.getRow('topology', topologyPartition(subscriptionId), 'marker'));
+  }
+
+  async getCachedClusters(ids: string[]): Promise<Map<string, CachedCluster>> {
+    return this.getCachedEntries<CachedCluster>(ids, 'c');
+  }
+
+  async getCachedSubnets(ids: string[]): Promise<Map<string, CachedSubnet>> {
+    return this.getCachedEntries<CachedSubnet>(ids, 's');
+  }
+
+  private async getCachedEntries<T>(ids: string[], kind: 'c' | 's'): Promise<Map<string, T>> {
+    const out = new Map<string, T>();
+    await Promise.all(
+      [...new Set(ids.map((id) => id.toLowerCase()))].map(async (id) => {
+        const row = await this.getRow('topology', topologyPartition(subscriptionOfId(id)), `${kind}|${tableKey(id)}`);
+        if (row) out.set(id, readJson(row, 'entry') as T);
+      }),
+    );
+    return out;
+  }
+
+  async putCachedCluster(entry: CachedCluster): Promise<void> {
+    const row = { partitionKey: topologyPartition(subscriptionOfId(entry.cluster.id)), rowKey: `c|${tableKey(entry.cluster.id)}`, ...jsonProperties('entry', entry) };
+    await this.call('topology', 'upsertEntity(topology cluster)', (c) => c.upsertEntity(row, 'Replace'));
+  }
+
+  async putCachedSubnets(entries: CachedSubnet[]): Promise<void> {
+    await Promise.all(
+      entries.map((e) => {
+        const row = { partitionKey: topologyPartition(subscriptionOfId(e.id)), rowKey: `s|${tableKey(e.id)}`, ...jsonProperties('entry', e) };
+        return this.call('topology', 'upsertEntity(topology subnet)', (c) => c.upsertEntity(row, 'Replace'));
+      }),
+    );
+  }
+
+  async removeCachedCluster(id: string): Promise<void> {
+    await this.call('topology', 'deleteEntity(topology cluster)', async (c) => {
+      try {
+        await c.deleteEntity(topologyPartition(subscriptionOfId(id)), `c|${tableKey(id)}`);
+      } catch (e) {
+        if (statusOf(e) !== 404) throw e;
+      }
     });
   }
 
