@@ -1,0 +1,162 @@
+// The engine's NoticeSink as an Azure Storage queue, and the delivery of one notice to Teams.
+// The engine only enqueues (cheap, no Teams SDK); functions/deliverNotices.ts takes each message off
+// the queue and calls deliverNotice, which throws on failure so the Functions host retries it and,
+// after its last attempt, moves it to the poison queue: a notice is never lost.
+import { QueueClient, type StoragePipelineOptions } from '@azure/storage-queue';
+import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/identity';
+import { buildRemediationCard, type AdaptiveCard } from '../teams/cards';
+import type { ApprovalRecord, StateStore } from '../store/types';
+import type { RunReport } from '../types';
+import type { Notice, NoticeSink } from './types';
+
+export const NOTICE_QUEUE = 'netguard-notices';
+
+/** Queue messages are base64 JSON: the Functions host's queue trigger decodes base64 by default. */
+export function encodeNotice(notice: Notice): string {
+  return Buffer.from(JSON.stringify(notice), 'utf8').toString('base64');
+}
+
+/** Accepts what the queue trigger hands over (already parsed JSON) or a raw base64 / JSON string. */
+export function decodeNotice(message: unknown): Notice {
+  let value = message;
+  if (typeof value === 'string') {
+    const trimmed = value.trim();
+    value = JSON.parse(trimmed.startsWith('{') ? trimmed : Buffer.from(trimmed, 'base64').toString('utf8'));
+  }
+  const kind = (value as { kind?: unknown } | null)?.kind;
+  if (kind !== 'approval-requested' && kind !== 'remediated' && kind !== 'digest') {
+    throw new Error(`Not a NetGuard notice (kind ${JSON.stringify(kind)}).`);
+  }
+  return value as Notice;
+}
+
+export class QueueNoticeSink implements NoticeSink {
+  private ready?: Promise<unknown>;
+  constructor(readonly queue: QueueClient) {}
+
+  static fromConnectionString(connectionString: string, queueName = NOTICE_QUEUE): QueueNoticeSink {
+    const options: StoragePipelineOptions = {};
+    // Azurite's explicit connection strings are plain http; shared-key requests carry a signature, not the key.
+    if (/usedevelopmentstorage=true/i.test(connectionString) || /(queueendpoint=http:|defaultendpointsprotocol=http;)/i.test(connectionString)) {
+      (options as StoragePipelineOptions & { allowInsecureConnection?: boolean }).allowInsecureConnection = true;
+    }
+    return new QueueNoticeSink(new QueueClient(connectionString, queueName, options));
+  }
+
+  static fromServiceUrl(queueServiceUrl: string, credential: TokenCredential, queueName = NOTICE_QUEUE): QueueNoticeSink {
+    return new QueueNoticeSink(new QueueClient(`${queueServiceUrl.replace(/\/+$/, '')}/${queueName}`, credential));
+  }
+
+  async enqueue(notice: Notice): Promise<void> {
+    this.ready ??= this.queue.createIfNotExists().catch((e: unknown) => {
+      this.ready = undefined;
+      throw e;
+    });
+    await this.ready;
+    await this.queue.sendMessage(encodeNotice(notice));
+  }
+}
+
+/** Loads @azure/identity only when a token is first needed (its import costs ~0.4 s). */
+class LazyCredential implements TokenCredential {
+  private inner?: Promise<TokenCredential>;
+  constructor(private readonly clientId?: string, private readonly managedOnly = false) {}
+  async getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken | null> {
+    this.inner ??= import('@azure/identity').then((id) =>
+      this.managedOnly
+        ? new id.ManagedIdentityCredential(this.clientId ? { clientId: this.clientId } : {})
+        : new id.DefaultAzureCredential(this.clientId ? { managedIdentityClientId: this.clientId } : {}),
+    );
+    return (await this.inner).getToken(scopes, options);
+  }
+}
+
+/**
+ * The sink the settings point at (same settings as the store): `AzureWebJobsStorage`, else the
+ * identity-based `AzureWebJobsStorage__queueServiceUri` / `__accountName` (or a blob/table URI of the
+ * same account). undefined when no storage is configured.
+ */
+export function noticeSinkFromEnvironment(env: NodeJS.ProcessEnv = process.env): QueueNoticeSink | undefined {
+  const setting = (name: string) => env[name]?.trim() || undefined;
+  const connection = setting('AzureWebJobsStorage');
+  if (connection) return QueueNoticeSink.fromConnectionString(connection);
+  const account = setting('AzureWebJobsStorage__accountName');
+  const sibling = setting('AzureWebJobsStorage__blobServiceUri') ?? setting('AzureWebJobsStorage__tableServiceUri');
+  const url =
+    setting('AzureWebJobsStorage__queueServiceUri') ??
+    (account ? `https://${account}.queue.core.windows.net` : undefined) ??
+    (sibling && /^https:\/\/[^./]+\.(blob|table)\./i.test(sibling) ? sibling.replace(/^(https:\/\/[^./]+)\.(blob|table)\./i, '$1.queue.') : undefined);
+  if (!url) return undefined;
+  const credential = new LazyCredential(setting('AzureWebJobsStorage__clientId'), setting('AzureWebJobsStorage__credential')?.toLowerCase() === 'managedidentity');
+  return QueueNoticeSink.fromServiceUrl(url, credential);
+}
+
+/** What delivery needs from Teams (implemented by shared/teams/delivery.ts over the bot). */
+export interface NoticeChannels {
+  /** Posts the card to every subscribed channel that has not got it yet; throws if a channel failed. */
+  post(deliveryKey: string, card: AdaptiveCard): Promise<{ channels: number; posted: number }>;
+  /** The approval card for a pending request (with its nonce). */
+  approvalCard(approval: ApprovalRecord): Promise<AdaptiveCard>;
+  /** Builds, posts and records the daily digest. */
+  digest(report: RunReport, at: string): Promise<{ channels: number; posted: number }>;
+}
+
+export interface DeliveryDeps {
+  channels: NoticeChannels;
+  store: StateStore;
+  log?: (line: string) => void;
+}
+
+export interface DeliveryResult {
+  delivered: boolean;
+  channels: number;
+  posted: number;
+  /** Why nothing was sent (decided approval, no channel). */
+  skipped?: string;
+}
+
+/** The key under which the cards of one approval request are recorded (one per request and channel). */
+export function approvalDeliveryKey(approval: Pick<ApprovalRecord, 'id' | 'requestedAt'>): string {
+  return `approval|${approval.id}|${approval.requestedAt}`;
+}
+
+/** Same notice → same key, so a retried delivery skips the channels that already have the card. */
+export function deliveryKeyOf(notice: Notice): string {
+  switch (notice.kind) {
+    case 'approval-requested':
+      return approvalDeliveryKey(notice.approval);
+    case 'remediated':
+      return `remediated|${notice.finding.control}|${notice.finding.targetId.toLowerCase()}|${notice.at}`;
+    case 'digest':
+      return `digest|${notice.at}`;
+  }
+}
+
+/** Sends one notice to every subscribed channel. Throws when Teams could not be reached (retry). */
+export async function deliverNotice(notice: Notice, deps: DeliveryDeps): Promise<DeliveryResult> {
+  if (notice.kind === 'digest') {
+    const r = await deps.channels.digest(notice.report, notice.at);
+    return { delivered: r.channels > 0, ...r, skipped: r.channels ? undefined : 'no subscribed channel' };
+  }
+  if (notice.kind === 'remediated') {
+    const card = buildRemediationCard(notice);
+    const r = await deps.channels.post(deliveryKeyOf(notice), card);
+    return { delivered: r.channels > 0, ...r, skipped: r.channels ? undefined : 'no subscribed channel' };
+  }
+
+  // An approval: send the request as it is now; a decided or superseded one needs no card any more.
+  const current = await deps.store.getApproval(notice.approval.id);
+  if (!current || current.state !== 'pending' || current.requestedAt !== notice.approval.requestedAt) {
+    const why = !current ? 'the approval no longer exists' : current.state !== 'pending' ? `it is already ${current.state}` : 'a newer request replaced it';
+    deps.log?.(`Approval card for ${notice.approval.id} not sent: ${why}.`);
+    return { delivered: false, channels: 0, posted: 0, skipped: why };
+  }
+  const card = await deps.channels.approvalCard(current);
+  const r = await deps.channels.post(deliveryKeyOf(notice), card);
+  if (r.channels > 0 && !current.delivered) {
+    // Bookkeeping only (status and the digest say "not delivered yet" otherwise); a lost race is fine.
+    await deps.store.updateApproval({ ...current, delivered: true }).catch(() => false);
+  }
+  if (!r.channels) deps.log?.(`Approval ${current.id} is waiting but no channel is subscribed; it shows in status, the digest and the CLI.`);
+  return { delivered: r.channels > 0, ...r, skipped: r.channels ? undefined : 'no subscribed channel' };
+}

@@ -1,0 +1,430 @@
+// The NetGuard bot (teams-ai Application over a Bot Framework CloudAdapter): channel subscriptions,
+// `status` / `help`, and the approval card's Action.Execute clicks. The only folder that imports the
+// Teams SDKs is shared/teams/, so a later move to the Teams SDK v2 touches one folder.
+import { timingSafeEqual } from 'node:crypto';
+import { Application, TeamsAdapter, TurnState } from '@microsoft/teams-ai';
+import { ActivityTypes, CardFactory, MessageFactory, TurnContext, type ConversationReference } from 'botbuilder';
+import type { Settings } from '../config';
+import { approvalDeliveryKey } from '../notify/queueSink';
+import type { ApprovalRecord, StateStore } from '../store/types';
+import {
+  APPROVAL_VERBS,
+  buildApprovalCard,
+  buildDecidedCard,
+  EXEMPTION_DAYS,
+  formatTime,
+  type AdaptiveCard,
+  type ApprovalAction,
+  type ApprovalActionData,
+  type DecisionOutcome,
+} from './cards';
+import { channelOf, type TeamsTables } from './channels';
+
+/** What Engine.executeApproval does (the engine implements it; tests may pass the real Engine). */
+export interface ApprovalExecutor {
+  executeApproval(approval: ApprovalRecord, decidedBy: string): Promise<{ result: 'applied' | 'gone' | 'changed' | 'failed'; detail: string }>;
+}
+
+export interface BotDeps {
+  settings: Pick<Settings, 'approvers' | 'bot'>;
+  store: StateStore;
+  tables: TeamsTables;
+  /** Built lazily on the first approval (it needs the ARM gateway and the engine). */
+  executor: ApprovalExecutor | (() => Promise<ApprovalExecutor>);
+  clock?: () => Date;
+  log?: (line: string) => void;
+  /** Options passed to the Bot Connector client (ConnectorClientOptions). */
+  connectorOptions?: ConstructorParameters<typeof TeamsAdapter>[3];
+}
+
+export const ACTION_INVOKE_NAME = 'adaptiveCard/action';
+
+export const HELP_TEXT = [
+  '**AKS NetGuard** keeps AKS network hardening from drifting. In a channel, write:',
+  '- `subscribe`: post approval requests, fix notices and the daily digest here',
+  '- `unsubscribe`: stop posting here',
+  '- `status`: open drift and approvals waiting',
+  '- `help`: this text',
+  'Approval cards can be decided only by the Entra object ids in AKS_NETGUARD_APPROVERS.',
+].join('\n\n');
+
+
+const sameText = (a: string, b: string) => {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+};
+
+function tenantOf(activity: TurnContext['activity']): string | undefined {
+  const fromConversation = activity.conversation?.tenantId;
+  const fromChannelData = (activity.channelData as { tenant?: { id?: string } } | undefined)?.tenant?.id;
+  return fromConversation ?? fromChannelData;
+}
+
+function describeActor(activity: TurnContext['activity']): { oid?: string; label: string } {
+  const oid = activity.from?.aadObjectId?.toLowerCase();
+  const name = activity.from?.name;
+  return { oid, label: name && oid ? `${name} (${oid})` : (name ?? oid ?? activity.from?.id ?? 'unknown') };
+}
+
+/** Reads the approval button payload; anything else is a tampered or foreign action. */
+function parseActionData(verb: unknown, data: unknown): ApprovalActionData | undefined {
+  if (typeof data !== 'object' || data === null) return undefined;
+  const d = data as Record<string, unknown>;
+  const action = d.action;
+  if (typeof d.approvalId !== 'string' || typeof d.nonce !== 'string' || typeof action !== 'string') return undefined;
+  if (!(action in APPROVAL_VERBS)) return undefined;
+  // The verb and the data travel separately; a payload whose two halves disagree was edited.
+  if (verb !== undefined && verb !== APPROVAL_VERBS[action as ApprovalAction]) return undefined;
+  return { approvalId: d.approvalId, action: action as ApprovalAction, nonce: d.nonce };
+}
+
+export class NetGuardBot {
+  readonly adapter: TeamsAdapter;
+  readonly app: Application<TurnState>;
+  private readonly clock: () => Date;
+  private executorValue?: Promise<ApprovalExecutor>;
+
+  constructor(private readonly deps: BotDeps) {
+    this.clock = deps.clock ?? (() => new Date());
+    const bot = deps.settings.bot;
+    // Without an app id the adapter skips authentication (local work only; DESIGN.md).
+    this.adapter = new TeamsAdapter(
+      bot.appId
+        ? {
+            MicrosoftAppId: bot.appId,
+            MicrosoftAppPassword: bot.appPassword ?? '',
+            MicrosoftAppType: bot.appType ?? 'SingleTenant',
+            MicrosoftAppTenantId: bot.tenantId ?? '',
+          }
+        : {},
+      undefined,
+      undefined,
+      deps.connectorOptions,
+    );
+    this.adapter.onTurnError = async (context, error) => {
+      this.deps.log?.(`Teams turn failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
+      if (context.activity.type === ActivityTypes.Message) await context.sendActivity('NetGuard hit an error handling that; it is in the logs.').catch(() => undefined);
+    };
+    // Typing indicators would be extra connector calls for replies that take milliseconds.
+    this.app = new Application<TurnState>({ adapter: this.adapter, botAppId: bot.appId, startTypingTimer: false, removeRecipientMention: true, longRunningMessages: false });
+
+    this.app.conversationUpdate('membersAdded', async (context) => {
+      const botId = context.activity.recipient?.id;
+      if (!context.activity.membersAdded?.some((m) => m.id === botId)) return;
+      await this.subscribeHere(context);
+      await context.sendActivity(`NetGuard will post approval requests, fix notices and the daily digest here. ${HELP_TEXT}`);
+    });
+    this.app.message(/^\s*unsubscribe\s*$/i, async (context) => {
+      const was = await this.deps.tables.unsubscribe(context.activity.conversation.id);
+      await context.sendActivity(was ? 'Unsubscribed: NetGuard no longer posts here.' : 'This conversation was not subscribed.');
+    });
+    this.app.message(/^\s*subscribe\s*$/i, async (context) => {
+      const fresh = await this.subscribeHere(context);
+      await context.sendActivity(
+        fresh
+          ? 'Subscribed: NetGuard will post approval requests, fix notices and the daily digest here.'
+          : 'Already subscribed; the stored address was refreshed.',
+      );
+    });
+    this.app.message(/^\s*status\s*$/i, async (context) => {
+      await context.sendActivity(await this.statusText());
+    });
+    this.app.activity(ActivityTypes.Message, async (context) => {
+      await context.sendActivity(HELP_TEXT);
+    });
+    this.app.adaptiveCards.actionExecute(
+      async (context) =>
+        context.activity.type === ActivityTypes.Invoke &&
+        context.activity.name === ACTION_INVOKE_NAME &&
+        (context.activity.value as { action?: { type?: string } } | undefined)?.action?.type === 'Action.Execute',
+      async (context) => this.onAction(context),
+    );
+  }
+
+  /** Runs one HTTP request through the adapter (auth included) and the Application. */
+  async process(request: BotHttpRequest): Promise<BotHttpResponse> {
+    const response = new CapturedResponse();
+    await this.adapter.process(
+      { body: request.body as Record<string, unknown> | undefined, headers: request.headers, method: request.method },
+      response,
+      async (context) => {
+        await this.app.run(context);
+      },
+    );
+    return response.result();
+  }
+
+  private executor(): Promise<ApprovalExecutor> {
+    const e = this.deps.executor;
+    this.executorValue ??= typeof e === 'function' ? e() : Promise.resolve(e);
+    return this.executorValue;
+  }
+
+  private async subscribeHere(context: TurnContext): Promise<boolean> {
+    const activity = context.activity;
+    const reference = TurnContext.getConversationReference(activity);
+    const channelData = activity.channelData as { team?: { name?: string }; channel?: { name?: string } } | undefined;
+    return this.deps.tables.subscribe({
+      channelId: channelOf(activity.conversation.id),
+      reference,
+      teamName: channelData?.team?.name,
+      channelName: channelData?.channel?.name ?? activity.conversation.name,
+      subscribedBy: describeActor(activity).label,
+      subscribedAt: this.clock().toISOString(),
+    });
+  }
+
+  async statusText(): Promise<string> {
+    const [findings, pending] = await Promise.all([this.deps.store.listFindings(), this.deps.store.listApprovals('pending')]);
+    const open = findings.filter((f) => f.status === 'drift' && f.action !== 'remediated');
+    const lines = [`**NetGuard status**: ${open.length} open drift, ${pending.length} approval(s) waiting.`];
+    for (const f of open.slice(0, 20)) lines.push(`- drift: ${f.control} on ${f.targetId} (since ${formatTime(f.driftSince ?? f.at)}): ${f.detail}`);
+    if (open.length > 20) lines.push(`- … and ${open.length - 20} more (see the CLI: aks-netguard sweep --mode report)`);
+    for (const a of pending.sort((x, y) => x.requestedAt.localeCompare(y.requestedAt))) {
+      const where = a.delivered ? '' : ' (card not delivered yet)';
+      lines.push(`- waiting since ${formatTime(a.requestedAt)}: ${a.control} on ${a.targetId}${where}: ${a.change.summary}`);
+    }
+    return lines.join('\n\n');
+  }
+
+  /** Refuses with a message shown only to the person who clicked; nothing is changed. */
+  private async refuse(reason: string, context: TurnContext, detail?: Partial<ApprovalRecord>): Promise<string> {
+    this.deps.log?.(`Approval action refused (${describeActor(context.activity).label}): ${reason}`);
+    if (detail?.control && detail.clusterId && detail.targetId) {
+      await this.deps.store
+        .audit({
+          at: this.clock().toISOString(),
+          control: detail.control,
+          clusterId: detail.clusterId,
+          targetId: detail.targetId,
+          event: 'approval-refused',
+          actor: describeActor(context.activity).label,
+          detail: reason,
+        })
+        .catch(() => undefined);
+    }
+    return reason;
+  }
+
+  private async onAction(context: TurnContext): Promise<AdaptiveCard | string> {
+    const activity = context.activity;
+    const action = (activity.value as { action?: { verb?: unknown; data?: unknown } }).action ?? {};
+    const data = parseActionData(action.verb, action.data);
+    if (!data) return this.refuse('This action is not a NetGuard approval button (unknown or altered payload); nothing was changed.', context);
+
+    const wantTenant = this.deps.settings.bot.tenantId?.toLowerCase();
+    const tenant = tenantOf(activity)?.toLowerCase();
+    if (wantTenant && tenant !== wantTenant) {
+      return this.refuse(`NetGuard accepts decisions only from its own tenant; this click came from ${tenant ?? 'an unknown tenant'}. Nothing was changed.`, context);
+    }
+
+    const approval = await this.deps.store.getApproval(data.approvalId);
+    if (!approval) return this.refuse(`There is no approval request "${data.approvalId}"; nothing was changed.`, context);
+
+    const actor = describeActor(activity);
+    const approvers = this.deps.settings.approvers;
+    if (!approvers.length) return this.refuse('Nobody can approve yet: AKS_NETGUARD_APPROVERS is empty. Nothing was changed.', context, approval);
+    if (!actor.oid || !approvers.includes(actor.oid)) {
+      return this.refuse(`You are not in AKS_NETGUARD_APPROVERS, so you cannot decide this request; nothing was changed.`, context, approval);
+    }
+
+    const issued = await this.deps.tables.currentNonce(approval.id);
+    if (!issued || !sameText(issued.nonce, data.nonce)) {
+      return this.refuse('This card does not match any request NetGuard sent (altered, or from an earlier request for the same finding); nothing was changed.', context, approval);
+    }
+    if (approval.state !== 'pending' || issued.requestedAt !== approval.requestedAt) {
+      return this.alreadyDecided(approval, context);
+    }
+
+    const now = this.clock();
+    const at = now.toISOString();
+    const record: ApprovalRecord = { ...approval, decidedBy: actor.label, decidedAt: at };
+    if (Date.parse(approval.expiresAt) <= now.getTime()) {
+      record.state = 'expired';
+      if (!(await this.deps.store.updateApproval(record))) return this.alreadyDecided(approval, context);
+      await this.audit(record, 'approval-expired', actor.label, `Clicked ${data.action} after the request expired at ${approval.expiresAt}.`);
+      const expiredCard = buildDecidedCard(record, actor.label, at, { kind: 'expired' });
+      await this.updatePostedCards(record, expiredCard);
+      return `This request expired at ${formatTime(approval.expiresAt)}; nothing was changed. NetGuard asks again on its next run if the drift is still there.`;
+    }
+
+    record.state = data.action === 'approve' ? 'approved' : data.action === 'reject' ? 'rejected' : 'exempted';
+    // The conditional update is the lock: of two clicks (or two approvers) exactly one gets here.
+    // A row still pending after a lost race was only touched by bookkeeping (delivered): try again.
+    for (let attempt = 0; !(await this.deps.store.updateApproval(record)); attempt++) {
+      const latest = await this.deps.store.getApproval(approval.id);
+      if (!latest || latest.state !== 'pending' || latest.requestedAt !== approval.requestedAt || attempt >= 3) {
+        return this.alreadyDecided(latest ?? approval, context);
+      }
+      record.etag = latest.etag;
+      record.delivered = latest.delivered;
+    }
+
+    let outcome: DecisionOutcome;
+    if (data.action === 'approve') {
+      try {
+        const executed = await (await this.executor()).executeApproval(record, actor.label);
+        outcome = { kind: executed.result, detail: executed.detail };
+      } catch (err) {
+        outcome = { kind: 'failed', detail: err instanceof Error ? err.message : String(err) };
+      }
+    } else if (data.action === 'exempt') {
+      const until = new Date(now.getTime() + EXEMPTION_DAYS * 86_400_000).toISOString();
+      await this.deps.tables.putExemption({ control: record.control, targetId: record.targetId, until, by: actor.label, at });
+      outcome = { kind: 'exempted', until };
+    } else {
+      outcome = { kind: 'rejected' };
+    }
+    const auditEvent = record.state === 'approved' ? `approved-${outcome.kind}` : record.state;
+    await this.audit(record, auditEvent, actor.label, 'detail' in outcome ? outcome.detail : outcome.kind === 'exempted' ? `exempt until ${outcome.until}` : undefined);
+
+    const decided = buildDecidedCard(record, actor.label, at, outcome);
+    await this.updatePostedCards(record, decided);
+    return decided;
+  }
+
+  private async alreadyDecided(approval: ApprovalRecord, context: TurnContext): Promise<string> {
+    const latest = approval;
+    const by = latest.decidedBy ? ` by ${latest.decidedBy}` : '';
+    const when = latest.decidedAt ? ` at ${formatTime(latest.decidedAt)}` : '';
+    return this.refuse(`Already decided${by}${when} (${latest.state}); nothing was changed.`, context);
+  }
+
+  private async audit(record: ApprovalRecord, event: string, actor: string, detail?: string): Promise<void> {
+    try {
+      await this.deps.store.audit({
+        at: this.clock().toISOString(),
+        control: record.control,
+        clusterId: record.clusterId,
+        targetId: record.targetId,
+        event,
+        mode: 'approve',
+        before: record.change.before,
+        after: record.change.after,
+        actor,
+        detail,
+      });
+    } catch (err) {
+      this.deps.log?.(`Could not write the audit row for ${record.id}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  /** Replaces every posted copy of the approval card (all channels) with the decided card. */
+  async updatePostedCards(approval: ApprovalRecord, replacement: AdaptiveCard): Promise<number> {
+    const posted = await this.deps.tables.listPosted(approvalDeliveryKey(approval));
+    let updated = 0;
+    for (const copy of posted) {
+      try {
+        await this.proactive(copy.reference, async (ctx) => {
+          const activity = MessageFactory.attachment(CardFactory.adaptiveCard(replacement));
+          activity.id = copy.activityId;
+          await ctx.updateActivity(activity);
+        });
+        updated++;
+      } catch (err) {
+        // The decision stands; a copy that could not be refreshed still refuses further clicks.
+        this.deps.log?.(`Could not update the card in ${copy.channelId}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    return updated;
+  }
+
+  /**
+   * Runs `logic` in a stored conversation. The adapter hands errors of proactive turns to onTurnError
+   * (which only logs), so they are caught here and rethrown: a failed send must fail the delivery.
+   */
+  private async proactive(reference: Partial<ConversationReference>, logic: (ctx: TurnContext) => Promise<void>): Promise<void> {
+    let failure: unknown;
+    await this.adapter.continueConversationAsync(this.deps.settings.bot.appId ?? '', reference, async (ctx) => {
+      try {
+        await logic(ctx);
+      } catch (err) {
+        failure = err ?? new Error('proactive send failed');
+      }
+    });
+    if (failure !== undefined) throw failure;
+  }
+
+  /**
+   * Posts a card to every subscribed channel that has not received it yet (deliveryKey identifies
+   * the card), so a retry after a partial failure never posts twice. Throws when a channel failed.
+   */
+  async postToSubscribed(deliveryKey: string, card: AdaptiveCard): Promise<{ channels: number; posted: number }> {
+    const [channels, already] = await Promise.all([this.deps.tables.listChannels(), this.deps.tables.listPosted(deliveryKey)]);
+    const done = new Set(already.map((p) => p.channelId.toLowerCase()));
+    const failures: string[] = [];
+    let posted = 0;
+    for (const channel of channels) {
+      if (done.has(channel.channelId.toLowerCase())) continue;
+      try {
+        let activityId: string | undefined;
+        await this.proactive(channel.reference, async (ctx) => {
+          const sent = await ctx.sendActivity(MessageFactory.attachment(CardFactory.adaptiveCard(card)));
+          activityId = sent?.id;
+        });
+        await this.deps.tables.recordPosted(deliveryKey, { channelId: channel.channelId, activityId: activityId ?? '', reference: channel.reference });
+        posted++;
+      } catch (err) {
+        failures.push(`${channel.channelName ?? channel.channelId}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+      }
+    }
+    if (failures.length) throw new Error(`Teams delivery failed for ${failures.length} of ${channels.length} channel(s): ${failures.join('; ')}`);
+    return { channels: channels.length, posted };
+  }
+
+  /** The approval card for a pending request, with its nonce. */
+  async approvalCard(approval: ApprovalRecord): Promise<AdaptiveCard> {
+    const nonce = await this.deps.tables.nonceFor(approval.id, approval.requestedAt);
+    const finding = (await this.deps.store.listFindings().catch(() => [])).find(
+      (f) => f.control === approval.control && f.targetId.toLowerCase() === approval.targetId.toLowerCase(),
+    );
+    return buildApprovalCard(approval, { nonce, approvers: this.deps.settings.approvers, driftSince: finding?.driftSince });
+  }
+}
+
+// ---------------------------------------------------------------- HTTP plumbing
+
+export interface BotHttpRequest {
+  method: string;
+  headers: Record<string, string | undefined>;
+  body: unknown;
+}
+export interface BotHttpResponse {
+  status: number;
+  headers: Record<string, string>;
+  body?: string;
+}
+
+/** The Response shape CloudAdapter writes to (status/header/send/end), captured for any host. */
+class CapturedResponse {
+  socket: unknown = undefined;
+  private statusCode = 200;
+  private readonly headerValues: Record<string, string> = {};
+  private chunks: string[] = [];
+  status(code: number): this {
+    this.statusCode = code;
+    return this;
+  }
+  header(name: string, value: unknown): this {
+    this.headerValues[name.toLowerCase()] = String(value);
+    return this;
+  }
+  send(body?: unknown): this {
+    if (body === undefined || body === null) return this;
+    if (typeof body === 'string' || Buffer.isBuffer(body)) this.chunks.push(body.toString());
+    else {
+      this.chunks.push(JSON.stringify(body));
+      this.headerValues['content-type'] ??= 'application/json';
+    }
+    return this;
+  }
+  end(): this {
+    return this;
+  }
+  result(): BotHttpResponse {
+    return { status: this.statusCode, headers: this.headerValues, body: this.chunks.length ? this.chunks.join('') : undefined };
+  }
+}
+
+export type { ConversationReference };

@@ -1,0 +1,366 @@
+// Adaptive Cards (schema 1.5) that NetGuard posts to Teams. Pure functions: data in, card JSON out,
+// so every card can be checked without Teams (test/teams/cards.test.ts validates each one against
+// the 1.5 element set). Nothing here imports the Teams SDK.
+import { lastSegment, portalUrl } from '../azure/ids';
+import { controlById } from '../controls/index';
+import type { PlannedChange } from '../controls/types';
+import type { ApprovalRecord } from '../store/types';
+import { CONTROL_IDS, type ControlId, type Finding, type RunReport } from '../types';
+
+export const CARD_VERSION = '1.5';
+export const ADAPTIVE_CARD_CONTENT_TYPE = 'application/vnd.microsoft.card.adaptive';
+
+/** The verbs of the approval card's Action.Execute buttons. */
+export const APPROVAL_VERBS = {
+  approve: 'netguard.approve',
+  reject: 'netguard.reject',
+  exempt: 'netguard.exempt',
+} as const;
+export type ApprovalAction = keyof typeof APPROVAL_VERBS;
+export const EXEMPTION_DAYS = 7;
+
+/** What an approval button carries back: the card's nonce ties the click to one delivered request. */
+export interface ApprovalActionData {
+  approvalId: string;
+  action: ApprovalAction;
+  nonce: string;
+}
+
+// A loose JSON shape: the cards are checked against the 1.5 element set by the tests, not by types.
+export type CardElement = { type: string; [key: string]: unknown };
+export interface AdaptiveCard {
+  type: 'AdaptiveCard';
+  $schema: string;
+  version: string;
+  body: CardElement[];
+  actions?: CardElement[];
+  msteams?: { width?: 'Full' };
+  [key: string]: unknown;
+}
+
+const card = (body: CardElement[], extra: Partial<AdaptiveCard> = {}): AdaptiveCard => ({
+  type: 'AdaptiveCard',
+  $schema: 'http://adaptivecards.io/schemas/adaptive-card.json',
+  version: CARD_VERSION,
+  body,
+  msteams: { width: 'Full' },
+  ...extra,
+});
+
+type TextOptions = {
+  size?: 'Small' | 'Default' | 'Medium' | 'Large';
+  weight?: 'Lighter' | 'Default' | 'Bolder';
+  color?: 'Default' | 'Accent' | 'Good' | 'Warning' | 'Attention';
+  isSubtle?: boolean;
+  spacing?: 'None' | 'Small' | 'Medium';
+  fontType?: 'Monospace';
+};
+const text = (value: string, options: TextOptions = {}): CardElement => ({ type: 'TextBlock', text: value, wrap: true, ...options });
+const facts = (rows: Array<[string, string]>): CardElement => ({
+  type: 'FactSet',
+  facts: rows.map(([title, value]) => ({ title, value })),
+});
+
+/** Markdown special characters are escaped so a resource name cannot inject links or formatting. */
+export function escapeMarkdown(value: string): string {
+  return value.replace(/([\\`*_{}[\]()#+\-.!<>|~])/g, '\\$1');
+}
+const link = (id: string) => `[${escapeMarkdown(lastSegment(id))}](${portalUrl(id)})`;
+
+export function controlTitle(control: ControlId): string {
+  try {
+    return `${control}: ${controlById(control).description}`;
+  } catch {
+    return control;
+  }
+}
+
+/** "2026-11-27 13:05 UTC": the same text for everyone in the channel, whatever their time zone. */
+export function formatTime(iso: string | undefined): string {
+  if (!iso) return 'unknown';
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return iso;
+  return `${new Date(t).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+}
+
+const showValue = (v: unknown): string => (v === undefined ? '(absent)' : JSON.stringify(v));
+
+/** The exact change, before → after, one line per property that differs. */
+export function describeChange(change: PlannedChange): string[] {
+  if (change.kind === 'cluster-property') {
+    return [`${change.path.join('.')}: ${showValue(change.before)} → ${showValue(change.after)}`];
+  }
+  const before = (change.before ?? {}) as unknown as Record<string, unknown>;
+  const after = change.after as unknown as Record<string, unknown>;
+  const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].filter((k) => k !== 'provisioningState');
+  const lines = keys
+    .filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]))
+    .map((k) => `${k}: ${showValue(before[k])} → ${showValue(after[k])}`);
+  const verb = change.before ? 'update' : 'create';
+  return [`${verb} rule ${change.ruleName} on ${lastSegment(change.nsgId)}`, ...lines];
+}
+
+export interface ApprovalCardOptions {
+  /** The card's nonce (stored with the delivery), echoed by every button. */
+  nonce: string;
+  /** Settings.approvers: when empty the card says nobody can approve yet. */
+  approvers: string[];
+  /** First time the drift was seen (the stored finding), when known. */
+  driftSince?: string;
+}
+
+function approvalFacts(approval: ApprovalRecord, driftSince?: string): CardElement[] {
+  const rows: Array<[string, string]> = [
+    ['Control', approval.control],
+    ['Cluster', lastSegment(approval.clusterId)],
+    ['Drift since', formatTime(driftSince ?? approval.requestedAt)],
+    ['Changed by', approval.changedBy ?? 'unknown (no event claims for this change)'],
+    ['Requested', formatTime(approval.requestedAt)],
+    ['Expires', formatTime(approval.expiresAt)],
+  ];
+  return [
+    text(`Target: ${link(approval.targetId)}`),
+    facts(rows),
+    text('What drifted', { weight: 'Bolder', spacing: 'Medium' }),
+    text(approval.detail),
+    text('The change NetGuard will make', { weight: 'Bolder', spacing: 'Medium' }),
+    text(approval.change.summary),
+    ...describeChange(approval.change).map((line) => text(line, { fontType: 'Monospace', size: 'Small', spacing: 'None' })),
+    text('Why a person is needed', { weight: 'Bolder', spacing: 'Medium' }),
+    text(approval.reason),
+  ];
+}
+
+/** The card asking for a decision: Approve / Reject / Exempt for 7 days (Action.Execute). */
+export function buildApprovalCard(approval: ApprovalRecord, options: ApprovalCardOptions): AdaptiveCard {
+  const button = (action: ApprovalAction, title: string, style?: 'positive' | 'destructive'): CardElement => {
+    const data: ApprovalActionData = { approvalId: approval.id, action, nonce: options.nonce };
+    return { type: 'Action.Execute', title, verb: APPROVAL_VERBS[action], data, ...(style ? { style } : {}) };
+  };
+  const who = options.approvers.length
+    ? text(`${options.approvers.length} approver(s) configured in AKS_NETGUARD_APPROVERS may decide.`, { isSubtle: true, size: 'Small' })
+    : text('Nobody can approve yet: AKS_NETGUARD_APPROVERS is empty. Add Entra object ids to it to enable these buttons.', {
+        color: 'Warning',
+      });
+  return card([
+    {
+      type: 'Container',
+      style: 'attention',
+      bleed: true,
+      items: [text(`Approval needed: ${controlTitle(approval.control)}`, { size: 'Medium', weight: 'Bolder' })],
+    },
+    ...approvalFacts(approval, options.driftSince),
+    who,
+    {
+      type: 'ActionSet',
+      actions: [
+        button('approve', 'Approve', 'positive'),
+        button('reject', 'Reject', 'destructive'),
+        button('exempt', `Exempt for ${EXEMPTION_DAYS} days`),
+      ],
+    },
+  ]);
+}
+
+export type DecisionOutcome =
+  | { kind: 'applied'; detail: string }
+  | { kind: 'gone'; detail: string }
+  | { kind: 'changed'; detail: string }
+  | { kind: 'failed'; detail: string }
+  | { kind: 'rejected' }
+  | { kind: 'exempted'; until: string }
+  | { kind: 'expired' };
+
+/** The card after a decision: replaces the approval card for everyone; no buttons any more. */
+export function buildDecidedCard(approval: ApprovalRecord, decidedBy: string, decidedAt: string, outcome: DecisionOutcome): AdaptiveCard {
+  const by = `by ${decidedBy} at ${formatTime(decidedAt)}`;
+  const headline: Record<DecisionOutcome['kind'], { line: string; style: 'good' | 'warning' | 'attention' | 'emphasis' }> = {
+    applied: { line: `Approved ${by}: done.`, style: 'good' },
+    gone: { line: `Approved ${by}: nothing applied, the drift is gone.`, style: 'emphasis' },
+    changed: { line: `Approved ${by}: nothing applied, the drift or the fix changed since the request.`, style: 'warning' },
+    failed: { line: `Approved ${by}: the fix failed.`, style: 'attention' },
+    rejected: { line: `Rejected ${by}. NetGuard will not apply this change.`, style: 'emphasis' },
+    exempted: { line: `Exempted for ${EXEMPTION_DAYS} days ${by}.`, style: 'emphasis' },
+    expired: { line: `This request expired at ${formatTime(approval.expiresAt)}; nothing was applied.`, style: 'warning' },
+  };
+  const head = headline[outcome.kind];
+  const more: CardElement[] = [];
+  if ('detail' in outcome && outcome.detail) more.push(text(outcome.detail));
+  if (outcome.kind === 'exempted') {
+    more.push(text(`NetGuard leaves ${approval.control} on this target alone until ${formatTime(outcome.until)}; the finding is reported as exempt.`));
+  }
+  return card([
+    { type: 'Container', style: head.style, bleed: true, items: [text(head.line, { size: 'Medium', weight: 'Bolder' })] },
+    ...more,
+    text(controlTitle(approval.control), { weight: 'Bolder', spacing: 'Medium' }),
+    ...approvalFacts(approval),
+  ]);
+}
+
+export interface RemediationNoticeInput {
+  finding: Finding;
+  change: PlannedChange;
+  changedBy?: string;
+  at: string;
+}
+
+/** A short card for a fix NetGuard made by itself: what, where, who had changed it, how to undo. */
+export function buildRemediationCard(notice: RemediationNoticeInput): AdaptiveCard {
+  const { finding, change } = notice;
+  return card([
+    {
+      type: 'Container',
+      style: 'good',
+      bleed: true,
+      items: [text(`NetGuard fixed drift: ${controlTitle(finding.control)}`, { weight: 'Bolder' })],
+    },
+    text(`Target: ${link(finding.targetId)}`),
+    facts([
+      ['Cluster', lastSegment(finding.resourceId)],
+      ['Fixed at', formatTime(notice.at)],
+      ['Changed by', notice.changedBy ?? 'unknown (no event claims for this change)'],
+    ]),
+    text(change.summary),
+    ...describeChange(change).map((line) => text(line, { fontType: 'Monospace', size: 'Small', spacing: 'None' })),
+    text(
+      `To undo: tag the resource aks-netguard-exempt=${finding.control} first (otherwise NetGuard repairs it again), then revert the change in the portal.`,
+      { isSubtle: true, size: 'Small' },
+    ),
+  ]);
+}
+
+// ---------------------------------------------------------------- daily digest
+
+export type DigestColumn = 'compliant' | 'drift' | 'remediated' | 'waiting' | 'exempt';
+export type ControlCounts = Record<DigestColumn, number>;
+
+/** What the previous digest saw (stored after each digest) and the recent past. */
+export interface DigestHistory {
+  /** The counts of the previous digest, per control; absent on the first digest. */
+  previous?: { at: string; counts: Partial<Record<ControlId, ControlCounts>>; openDrift: string[] };
+  /** Drift per day, oldest first (the card shows the last 14). */
+  days: Array<{ date: string; drift: number; remediated: number }>;
+  /** Targets fixed again and again (from the audit trail), most first. */
+  recurring: Array<{ control: ControlId; targetId: string; times: number }>;
+}
+
+export function countsByControl(report: RunReport, approvals: ApprovalRecord[]): Record<ControlId, ControlCounts> {
+  const out = Object.fromEntries(
+    CONTROL_IDS.map((c) => [c, { compliant: 0, drift: 0, remediated: 0, waiting: 0, exempt: 0 }]),
+  ) as Record<ControlId, ControlCounts>;
+  for (const f of report.findings) {
+    const row = out[f.control];
+    if (!row) continue;
+    if (f.status === 'exempt') row.exempt++;
+    else if (f.action === 'remediated') row.remediated++;
+    else if (f.status === 'compliant') row.compliant++;
+    else if (f.status === 'drift' || f.status === 'error') row.drift++;
+  }
+  for (const a of approvals) if (a.state === 'pending' && out[a.control]) out[a.control].waiting++;
+  return out;
+}
+
+/** Open drift (not fixed by this run) as stable keys: control|target lower-cased. */
+export function openDriftKeys(report: RunReport): string[] {
+  return [
+    ...new Set(
+      report.findings.filter((f) => f.status === 'drift' && f.action !== 'remediated').map((f) => `${f.control}|${f.targetId.toLowerCase()}`),
+    ),
+  ].sort();
+}
+
+const BAR_MAX_PX = 180;
+const DAYS_SHOWN = 14;
+
+/** A horizontal bar chart made of ColumnSets (Chart.* elements are not part of 1.5). */
+function driftChart(days: DigestHistory['days']): CardElement[] {
+  const shown = days.slice(-DAYS_SHOWN);
+  const max = Math.max(1, ...shown.map((d) => d.drift));
+  return shown.map((d) => {
+    const columns: CardElement[] = [{ type: 'Column', width: '90px', items: [text(d.date.slice(5), { size: 'Small', spacing: 'None' })] }];
+    if (d.drift > 0) {
+      const px = Math.max(4, Math.round((d.drift / max) * BAR_MAX_PX));
+      columns.push({ type: 'Column', width: `${px}px`, style: 'attention', minHeight: '16px', items: [] });
+    }
+    columns.push({
+      type: 'Column',
+      width: 'stretch',
+      items: [text(`${d.drift} drift${d.remediated ? `, ${d.remediated} fixed` : ''}`, { size: 'Small', spacing: 'None', isSubtle: true })],
+    });
+    return { type: 'ColumnSet', spacing: 'None', columns };
+  });
+}
+
+function countsTable(counts: Record<ControlId, ControlCounts>): CardElement {
+  const header: DigestColumn[] = ['compliant', 'drift', 'remediated', 'waiting', 'exempt'];
+  const cell = (value: string, bold = false): CardElement => ({
+    type: 'TableCell',
+    items: [text(value, { size: 'Small', ...(bold ? { weight: 'Bolder' as const } : {}) })],
+  });
+  return {
+    type: 'Table',
+    firstRowAsHeader: true,
+    gridStyle: 'default',
+    columns: [{ width: 3 }, ...header.map(() => ({ width: 1 }))],
+    rows: [
+      { type: 'TableRow', cells: [cell('control', true), ...header.map((h) => cell(h, true))] },
+      ...CONTROL_IDS.map((c) => ({ type: 'TableRow', cells: [cell(c), ...header.map((h) => cell(String(counts[c][h])))] })),
+    ],
+  };
+}
+
+/** The daily digest: per-control counts, what changed, who is waiting, what keeps drifting, 14 days. */
+export function buildDigest(report: RunReport, history: DigestHistory, approvals: ApprovalRecord[], at = new Date().toISOString()): AdaptiveCard {
+  const counts = countsByControl(report, approvals);
+  const body: CardElement[] = [
+    { type: 'Container', style: 'emphasis', bleed: true, items: [text(`NetGuard daily digest, ${formatTime(at)}`, { size: 'Medium', weight: 'Bolder' })] },
+    text(
+      `${report.summary.resources} cluster(s) judged: ${report.summary.drift} drift, ${report.summary.remediated} fixed, ` +
+        `${report.summary.approvalRequested} waiting for approval, ${report.summary.exempt} exempt, ${report.summary.errors} errors.`,
+    ),
+    countsTable(counts),
+    text('Since the previous digest', { weight: 'Bolder', spacing: 'Medium' }),
+  ];
+
+  const open = openDriftKeys(report);
+  if (!history.previous) {
+    body.push(text('This is the first digest.'));
+  } else {
+    const before = new Set(history.previous.openDrift);
+    const now = new Set(open);
+    const appeared = open.filter((k) => !before.has(k));
+    const resolved = history.previous.openDrift.filter((k) => !now.has(k));
+    const changedControls = CONTROL_IDS.filter((c) => {
+      const p = history.previous?.counts[c];
+      return p && (p.drift !== counts[c].drift || p.exempt !== counts[c].exempt || p.waiting !== counts[c].waiting);
+    });
+    const describe = (k: string) => {
+      const bar = k.indexOf('|');
+      return `${k.slice(0, bar)} on ${escapeMarkdown(lastSegment(k.slice(bar + 1)))}`;
+    };
+    if (!appeared.length && !resolved.length && !changedControls.length) body.push(text(`No change since ${formatTime(history.previous.at)}.`));
+    for (const k of appeared) body.push(text(`- new drift: ${describe(k)}`, { spacing: 'None' }));
+    for (const k of resolved) body.push(text(`- no longer drifting: ${describe(k)}`, { spacing: 'None' }));
+    for (const c of changedControls) {
+      const p = history.previous.counts[c]!;
+      body.push(text(`- ${c}: drift ${p.drift} → ${counts[c].drift}, waiting ${p.waiting} → ${counts[c].waiting}, exempt ${p.exempt} → ${counts[c].exempt}`, { spacing: 'None' }));
+    }
+  }
+
+  const waiting = approvals.filter((a) => a.state === 'pending').sort((a, b) => a.requestedAt.localeCompare(b.requestedAt));
+  body.push(text(`Approvals waiting (${waiting.length}), oldest first`, { weight: 'Bolder', spacing: 'Medium' }));
+  if (!waiting.length) body.push(text('None.'));
+  for (const a of waiting) {
+    const undelivered = a.delivered === false ? ' (card not delivered yet: use `status` or the CLI)' : '';
+    body.push(text(`- since ${formatTime(a.requestedAt)}: ${a.control} on ${link(a.targetId)} (${escapeMarkdown(lastSegment(a.clusterId))})${undelivered}`, { spacing: 'None' }));
+  }
+
+  body.push(text('Keeps drifting', { weight: 'Bolder', spacing: 'Medium' }));
+  if (!history.recurring.length) body.push(text('Nothing was fixed more than once in the last 14 days.'));
+  for (const r of history.recurring) body.push(text(`- ${r.control} on ${link(r.targetId)}: fixed ${r.times} times`, { spacing: 'None' }));
+
+  body.push(text(`Drift over the last ${DAYS_SHOWN} days`, { weight: 'Bolder', spacing: 'Medium' }));
+  if (!history.days.length) body.push(text('No history yet.'));
+  body.push(...driftChart(history.days));
+  return card(body);
+}

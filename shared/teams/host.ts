@@ -1,0 +1,48 @@
+// Builds the bot once per process from the app settings (used by functions/teamsMessages.ts,
+// functions/deliverNotices.ts and the CLI's `serve`). Loaded lazily by them: importing this file
+// pulls in the Teams SDK (~0.7 s).
+import { ArmGateway } from '../azure/arm';
+import { loadSettings, type Settings } from '../config';
+import { Engine } from '../engine/engine';
+import { storeFromEnvironment } from '../store/tables';
+import type { StateStore } from '../store/types';
+import { NetGuardBot, type ApprovalExecutor, type BotHttpRequest, type BotHttpResponse } from './bot';
+import { teamsTablesFromEnvironment, type TeamsTables } from './channels';
+
+export interface TeamsHost {
+  bot: NetGuardBot;
+  settings: Settings;
+  store: StateStore;
+  tables: TeamsTables;
+}
+
+/** The engine as the approval executor; Engine.executeApproval is the engine's side of the contract. */
+export function engineExecutor(settings: Settings, store: StateStore): ApprovalExecutor {
+  const engine = new Engine({ arm: new ArmGateway({ endpoint: settings.armEndpoint }), settings, store }) as unknown as Partial<ApprovalExecutor>;
+  if (typeof engine.executeApproval !== 'function') {
+    throw new Error('This build of the engine cannot apply approvals yet (Engine.executeApproval is missing).');
+  }
+  return { executeApproval: (approval, decidedBy) => engine.executeApproval!(approval, decidedBy) };
+}
+
+export function createTeamsHost(env: NodeJS.ProcessEnv = process.env, log?: (line: string) => void): TeamsHost {
+  const settings = loadSettings(env);
+  const store = storeFromEnvironment(env);
+  const tables = teamsTablesFromEnvironment(env);
+  if (!store || !tables) {
+    throw new Error('The Teams bot needs AzureWebJobsStorage (subscriptions and approvals live there).');
+  }
+  const bot = new NetGuardBot({ settings, store, tables, executor: async () => engineExecutor(settings, store), log });
+  return { bot, settings, store, tables };
+}
+
+let shared: TeamsHost | undefined;
+/** One host per process, built on first use from process.env. */
+export function teamsHost(log?: (line: string) => void): TeamsHost {
+  shared ??= createTeamsHost(process.env, log);
+  return shared;
+}
+
+export async function handleBotRequest(request: BotHttpRequest, log?: (line: string) => void): Promise<BotHttpResponse> {
+  return teamsHost(log).bot.process(request);
+}
