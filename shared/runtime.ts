@@ -2,7 +2,10 @@
 import { ArmGateway } from './azure/arm';
 import type { TopologyCacheStore } from './azure/topologyCache';
 import { loadSettings, type Settings } from './config';
-import { Engine } from './engine/engine';
+import { Engine, type ExemptionSource } from './engine/engine';
+import { noticeSinkFromEnvironment } from './notify/queueSink';
+// Only data-tables at run time: the Teams SDK is referenced there as types, never loaded.
+import { teamsTablesFromEnvironment } from './teams/channels';
 import type { NoticeSink } from './notify/types';
 import { storeFromEnvironment } from './store/tables';
 import type { StateStore } from './store/types';
@@ -13,6 +16,7 @@ export interface Runtime {
   store?: StateStore;
   engine: Engine;
   notices?: NoticeSink;
+  clock?: () => Date;
 }
 
 export interface RuntimeOptions {
@@ -22,6 +26,7 @@ export interface RuntimeOptions {
   /** Overrides for tests and the demo. */
   store?: StateStore;
   notices?: NoticeSink;
+  exemptions?: ExemptionSource;
   pollIntervalMs?: number;
   clock?: () => Date;
 }
@@ -33,21 +38,11 @@ export function createRuntime(options: RuntimeOptions = {}): Runtime {
   const arm = new ArmGateway({ endpoint: settings.armEndpoint, pollIntervalMs: options.pollIntervalMs });
   const store = options.store ?? storeFromEnvironment(env);
   const notices = options.notices ?? noticeSinkFromEnvironment(env);
+  const exemptions = options.exemptions ?? teamsTablesFromEnvironment(env);
   const topologyCache = store && isTopologyCache(store) ? store : undefined;
-  const engine = new Engine({ arm, settings, store, topologyCache, notices, progress: options.progress, warn: options.warn, clock: options.clock });
-  return { settings, arm, store, engine, notices };
-}
-
-/** The Teams notice queue, when storage is configured (delivery is the deliverNotices function's job). */
-function noticeSinkFromEnvironment(env: NodeJS.ProcessEnv): NoticeSink | undefined {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const mod = require('./notify/queueSink') as { noticeSinkFromEnvironment?: (e: NodeJS.ProcessEnv) => NoticeSink | undefined };
-    return mod.noticeSinkFromEnvironment?.(env);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND') return undefined;
-    throw err;
-  }
+  const clock = options.clock ?? (() => new Date());
+  const engine = new Engine({ arm, settings, store, topologyCache, notices, exemptions, progress: options.progress, warn: options.warn, clock });
+  return { settings, arm, store, engine, notices, clock };
 }
 
 function isTopologyCache(store: StateStore): store is StateStore & TopologyCacheStore {

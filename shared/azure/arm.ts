@@ -1,6 +1,7 @@
 // The only door to Azure Resource Manager. Real SDK clients (one set per subscription, cached) carry
 // every request through their pipelines: credential, retries (429 Retry-After honoured), user agent.
 // Resources are read and written as raw ARM JSON so nothing unknown to an SDK model is ever dropped.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { ContainerServiceClient } from '@azure/arm-containerservice';
 import { NetworkManagementClient } from '@azure/arm-network';
 import { SubscriptionClient } from '@azure/arm-resources-subscriptions';
@@ -24,6 +25,7 @@ import type { Inventory } from './topology';
 export const NETWORK_API_VERSION = '2026-01-01';
 export const AKS_API_VERSION = '2026-01-01';
 const SANDBOX_TOKEN = 'netguard-sandbox-token';
+const callScope = new AsyncLocalStorage<ArmCallCounter>();
 
 export interface ArmGatewayOptions {
   /** ARM base URL (AKS_NETGUARD_ARM_ENDPOINT). */
@@ -132,9 +134,12 @@ export class ArmGateway {
     const counter: PipelinePolicy = {
       name: 'netguardCallCounter',
       sendRequest: (req, next) => {
-        this.calls.total++;
-        if (req.method === 'GET') this.calls.reads++;
-        else this.calls.writes++;
+        for (const c of [this.calls, callScope.getStore()]) {
+          if (!c) continue;
+          c.total++;
+          if (req.method === 'GET') c.reads++;
+          else c.writes++;
+        }
         // Custom If-Match headers are copied by the SDK onto poll GETs; a condition on a GET is wrong.
         if (req.method === 'GET') {
           req.headers.delete('if-match');
@@ -144,6 +149,16 @@ export class ArmGateway {
       },
     };
     pipeline.addPolicy(counter, { afterPhase: 'Retry' });
+  }
+
+  /**
+   * Runs fn and counts the ARM requests it causes, apart from those of concurrent work on the same
+   * gateway (a Function App instance handles several events at once).
+   */
+  async countCalls<T>(fn: () => Promise<T>): Promise<{ result: T; calls: ArmCallCounter }> {
+    const calls: ArmCallCounter = { total: 0, reads: 0, writes: 0 };
+    const result = await callScope.run(calls, fn);
+    return { result, calls };
   }
 
   networkClient(subscriptionId: string): NetworkManagementClient {

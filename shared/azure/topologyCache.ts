@@ -42,7 +42,7 @@ export function slimCluster(c: ArmManagedCluster): ArmManagedCluster {
   };
 }
 
-/** The cache entries of an inventory: every AKS cluster and every subnet one of them uses. */
+/** The cache entries of an inventory: every AKS cluster and every subnet (with the clusters using it). */
 export function cacheEntriesOf(inventory: Inventory): { clusters: CachedCluster[]; subnets: CachedSubnet[] } {
   const topology = new TopologyIndex(inventory);
   const subnets = new Map<string, CachedSubnet>();
@@ -64,6 +64,10 @@ export function cacheEntriesOf(inventory: Inventory): { clusters: CachedCluster[
       subnets.set(key, entry);
     }
     clusters.push({ cluster: slimCluster(cluster), subnetIds: refs.map((r) => r.id) });
+  }
+  // Every other subnet too: an NSG event then knows for sure that no cluster is behind a subnet.
+  for (const vnet of inventory.vnets) {
+    for (const entry of subnetsOfVnet(vnet, subnets)) if (!subnets.has(idKey(entry.id))) subnets.set(idKey(entry.id), entry);
   }
   return { clusters, subnets: [...subnets.values()] };
 }

@@ -113,15 +113,18 @@ async function runServe(io: CliIo, opts: { port: string }): Promise<number> {
   return EXIT.ok;
 }
 
-/** The Teams handler, imported only when /api/messages is called (the Teams SDK is slow to load). */
-async function loadTeamsHandler(): Promise<MessagesHandler | undefined> {
-  try {
-    const mod = (await import('../../functions/teamsMessages')) as { localMessagesHandler?: MessagesHandler };
-    return mod.localMessagesHandler;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND') return undefined;
-    throw err;
-  }
+/** The Teams bot, imported only when /api/messages is first called (the Teams SDK is slow to load). */
+async function loadTeamsHandler(): Promise<MessagesHandler> {
+  const host = await import('../teams/host');
+  return async (req) => {
+    let body: unknown;
+    try {
+      body = req.body ? JSON.parse(req.body) : undefined;
+    } catch {
+      return { status: 400, body: JSON.stringify({ error: 'The body is not JSON.' }), headers: { 'content-type': 'application/json' } };
+    }
+    return host.handleBotRequest({ method: req.method, headers: req.headers, body }, (line) => process.stderr.write(`${line}\n`));
+  };
 }
 
 const HELP_EXAMPLES = `

@@ -1,6 +1,7 @@
 // The reconcile engine: observe → evaluate → mode/exemption → act / ask / report → verify → record.
 // An event is only a hint of which resources to look at; every run re-reads live state and acts only
 // on the difference, so running twice changes nothing.
+import pLimit from 'p-limit';
 import type { ArmGateway } from '../azure/arm';
 import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmSecurityRule } from '../azure/armTypes';
 import { ArmError, ConcurrencyError, VerificationError, classifyError, describeError } from '../azure/errors';
@@ -18,6 +19,8 @@ import { observeFromCache, type Observed } from './observe';
 import { cacheEntriesOf, type TopologyCacheStore } from '../azure/topologyCache';
 import { StoreError } from '../store/tables';
 
+/** Subscriptions read at once during a sweep. */
+const SWEEP_READ_CONCURRENCY = 4;
 /** How many times a write is retried after a 412 (each time after re-reading and re-judging). */
 const MAX_CONFLICT_ROUNDS = 3;
 /** How many successive fixes one target may need in one run (e.g. narrow an Allow, then add the Deny). */
@@ -35,8 +38,14 @@ export interface EngineDeps {
   warn?: (line: string) => void;
   /** The topology kept between runs (Azure Tables): lets an event be judged with one or two reads. */
   topologyCache?: TopologyCacheStore;
+  /** Exemptions granted from Teams ("Exempt for 7 days"), with their expiry. */
+  exemptions?: ExemptionSource;
   /** Where approval requests and remediation notices go (Teams delivery happens elsewhere). */
   notices?: NoticeSink;
+}
+
+export interface ExemptionSource {
+  activeExemption(control: ControlId, targetId: string, now: Date): Promise<{ by: string; until: string } | undefined>;
 }
 
 export interface RunOptions {
@@ -76,12 +85,27 @@ export class Engine {
   /** Sweeps whole subscriptions; one subscription's failure becomes error findings, never an abort. */
   async sweep(subscriptionIds: string[], options: RunOptions = {}): Promise<RunReport> {
     const run = new Run();
-    for (const sub of subscriptionIds) {
-      this.deps.progress?.(`Reading subscription ${sub}…`);
+    // Reads are latency-bound: a few subscriptions are read ahead while one is judged (bounded, so
+    // memory does not grow with the estate); judging stays in order, so the report is stable.
+    const limit = pLimit(SWEEP_READ_CONCURRENCY);
+    const reads = new Map<number, Promise<Inventory>>();
+    const readAhead = (i: number) => {
+      if (i < subscriptionIds.length && !reads.has(i)) {
+        const p = limit(() => this.deps.arm.readInventory(subscriptionIds[i]));
+        p.catch(() => undefined); // handled when awaited below
+        reads.set(i, p);
+      }
+    };
+    for (let i = 0; i < subscriptionIds.length; i++) {
+      const sub = subscriptionIds[i];
+      for (let k = i; k < i + SWEEP_READ_CONCURRENCY; k++) readAhead(k);
+      this.deps.progress?.(`Reading subscription ${sub} (${i + 1}/${subscriptionIds.length})…`);
       let inventory: Inventory;
       try {
-        inventory = await this.deps.arm.readInventory(sub);
+        inventory = await reads.get(i)!;
+        reads.delete(i);
       } catch (err) {
+        reads.delete(i);
         this.failScope(run, `/subscriptions/${sub}`, `Could not list clusters and networks of subscription ${sub}: ${describeError(err)}`);
         continue;
       }
@@ -207,6 +231,11 @@ export class Engine {
       // An event about one NSG or subnet concerns only its own judgements (the rest was not re-read).
       if (onlyTargets && !onlyTargets.has(idKey(judgement.targetId))) continue;
       const base = { control: control.id, resourceId: clusterId, targetId: judgement.targetId };
+      const granted = await this.grantedExemption(control.id, judgement.targetId);
+      if (granted) {
+        out.push({ ...base, status: 'exempt', action: 'skipped', detail: `${judgement.detail} Exempted in Teams by ${granted.by} until ${granted.until}.` });
+        continue;
+      }
       const resolved = resolveMode({ control, judgement, settings: this.deps.settings, cliMode: options.cliMode });
       const notes = resolved.notes.length ? ` ${resolved.notes.join(' ')}` : '';
       if (resolved.exempt) {
@@ -235,6 +264,16 @@ export class Engine {
       out.push({ ...base, status: o.status ?? 'drift', action: o.action, detail: `${o.detail}${notes}` });
     }
     return out;
+  }
+
+  private async grantedExemption(control: ControlId, targetId: string): Promise<{ by: string; until: string } | undefined> {
+    if (!this.deps.exemptions) return undefined;
+    try {
+      return await this.deps.exemptions.activeExemption(control, targetId, this.clock());
+    } catch (err) {
+      this.deps.warn?.(`Could not read the exemptions of ${targetId}: ${describeError(err)}`);
+      return undefined;
+    }
   }
 
   private async saveBaseline(control: ControlId, cluster: ArmManagedCluster): Promise<void> {

@@ -137,12 +137,12 @@ export async function observeFromCache(arm: ArmGateway, cache: TopologyCacheStor
     if (!nsg) return observed([], [], [], true, new Set([idKey(what.id)])); // an attached NSG cannot be deleted
     const attached = (nsg.properties?.subnets ?? []).map((s) => s.id);
     const attachedSubnets = await cache.getCachedSubnets(attached);
+    // The live NSG says which subnets it guards: a subnet the cache has never seen, or one it
+    // remembers with another NSG, means the cache is stale (a missed event): read everything.
+    if (attachedSubnets.size !== new Set(attached.map(idKey)).size) return undefined;
+    if ([...attachedSubnets.values()].some((s) => idKey(s.nsgId ?? '') !== idKey(nsg.id))) return undefined;
     const clusterIds = [...attachedSubnets.values()].flatMap((s) => s.clusterIds);
-    if (clusterIds.length === 0) {
-      // No AKS subnet behind it as far as the cache knows; a subnet the cache has never seen could be new.
-      if (attachedSubnets.size !== new Set(attached.map(idKey)).size) return undefined;
-      return observed([], [], [nsg], true, new Set([idKey(nsg.id)]));
-    }
+    if (clusterIds.length === 0) return observed([], [], [nsg], true, new Set([idKey(nsg.id)]));
     const loaded = await clustersWithSubnets(cache, clusterIds);
     if (!loaded) return undefined;
     return observed(loaded.clusters.map((c) => c.cluster), [...loaded.subnets.values()], [nsg], true, new Set([idKey(nsg.id)]));

@@ -45,7 +45,7 @@ export function callerName(e: NetGuardEvent): string | undefined {
 }
 
 export async function processEventBatch(batch: EventBatchInput, runtime: Runtime, options: { cliMode?: Mode; clock?: () => Date } = {}): Promise<EventBatchOutcome> {
-  const clock = options.clock ?? (() => new Date());
+  const clock = options.clock ?? runtime.clock ?? (() => new Date());
   const { engine, arm, store, settings } = runtime;
   const log: EventLogLine[] = [];
   const findings = new Map<string, Finding>();
@@ -86,13 +86,15 @@ export async function processEventBatch(batch: EventBatchInput, runtime: Runtime
 
   for (const group of byTarget.values()) {
     const resourceId = group[0].route.resourceId;
-    const callsBefore = arm.calls.total;
+    let armCalls = 0;
     const changedBy = group.map((w) => callerName(w.event)).find(Boolean);
     let outcome: EventLogLine['outcome'] = 'reconciled';
     let reason: string | undefined;
     let reconciled: string[] = [];
     try {
-      const { report, retryable } = await engine.reconcileDetailed(resourceId, { cliMode: options.cliMode, changedBy });
+      const counted = await arm.countCalls(() => engine.reconcileDetailed(resourceId, { cliMode: options.cliMode, changedBy }));
+      armCalls = counted.calls.total;
+      const { report, retryable } = counted.result;
       if (retryable) {
         outcome = 'retry';
         retry ??= retryable;
@@ -114,7 +116,6 @@ export async function processEventBatch(batch: EventBatchInput, runtime: Runtime
         outcome = 'failed';
       }
     }
-    const armCalls = arm.calls.total - callsBefore;
     for (const w of group) {
       log.push({ eventId: w.event.id, operation: w.event.operationName, resourceId: w.event.resourceId, outcome, reason, reconciled, armCalls, ms: Date.now() - w.started });
       // A retryable failure stays unmarked so the redelivery is processed; anything else is done.

@@ -1,9 +1,8 @@
 // Builds the bot once per process from the app settings (used by functions/teamsMessages.ts,
 // functions/deliverNotices.ts and the CLI's `serve`). Loaded lazily by them: importing this file
 // pulls in the Teams SDK (~0.7 s).
-import { ArmGateway } from '../azure/arm';
 import { loadSettings, type Settings } from '../config';
-import { Engine } from '../engine/engine';
+import { createRuntime } from '../runtime';
 import { storeFromEnvironment } from '../store/tables';
 import type { StateStore } from '../store/types';
 import { NetGuardBot, type ApprovalExecutor, type BotHttpRequest, type BotHttpResponse } from './bot';
@@ -16,13 +15,10 @@ export interface TeamsHost {
   tables: TeamsTables;
 }
 
-/** The engine as the approval executor; Engine.executeApproval is the engine's side of the contract. */
-export function engineExecutor(settings: Settings, store: StateStore): ApprovalExecutor {
-  const engine = new Engine({ arm: new ArmGateway({ endpoint: settings.armEndpoint }), settings, store }) as unknown as Partial<ApprovalExecutor>;
-  if (typeof engine.executeApproval !== 'function') {
-    throw new Error('This build of the engine cannot apply approvals yet (Engine.executeApproval is missing).');
-  }
-  return { executeApproval: (approval, decidedBy) => engine.executeApproval!(approval, decidedBy) };
+/** The engine (built like the other functions' one) applies what a person approved. */
+export function engineExecutor(env: NodeJS.ProcessEnv = process.env): ApprovalExecutor {
+  const { engine } = createRuntime({ env });
+  return { executeApproval: (approval, decidedBy) => engine.executeApproval(approval, decidedBy) };
 }
 
 export function createTeamsHost(env: NodeJS.ProcessEnv = process.env, log?: (line: string) => void): TeamsHost {
@@ -32,7 +28,7 @@ export function createTeamsHost(env: NodeJS.ProcessEnv = process.env, log?: (lin
   if (!store || !tables) {
     throw new Error('The Teams bot needs AzureWebJobsStorage (subscriptions and approvals live there).');
   }
-  const bot = new NetGuardBot({ settings, store, tables, executor: async () => engineExecutor(settings, store), log });
+  const bot = new NetGuardBot({ settings, store, tables, executor: async () => engineExecutor(env), log });
   return { bot, settings, store, tables };
 }
 
