@@ -6,7 +6,11 @@ import { lastSegment } from '../azure/ids';
 import { loadSettings } from '../config';
 import { Engine } from '../engine/engine';
 import { ArmSandbox } from '../sandbox/armServer';
-import { seedDriftedFleet } from '../sandbox/fleet';
+import { loadAzureFixture, seedDriftedFleet } from '../sandbox/fleet';
+import { MANAGED_SSH_RULE_NAME } from '../controls/nodeSshDeny';
+import { processEventBatch } from '../events/handler';
+import { parseEvents } from '../events/parse';
+import type { Runtime } from '../runtime';
 import { startAzurite } from '../store/azuriteProcess';
 import { TableStateStore } from '../store/tables';
 import type { RunReport } from '../types';
@@ -33,7 +37,7 @@ export async function runDemo(io: CliIo, opts: { json: boolean }): Promise<numbe
     });
     const arm = new ArmGateway({ endpoint: settings.armEndpoint, pollIntervalMs: 50 });
     const store = TableStateStore.fromConnectionString(azurite.connectionString, { tablePrefix: 'demo' });
-    const engine = new Engine({ arm, settings, store, progress: (l) => say(`  ${l}`), warn: (l) => say(`  warning: ${l}`) });
+    const engine = new Engine({ arm, settings, store, topologyCache: store, progress: (l) => say(`  ${l}`), warn: (l) => say(`  warning: ${l}`) });
     const subscriptions = sandbox.listSubscriptions().map((s) => s.id);
 
     say('Sweep 1: every control of every cluster, in the default modes.');
@@ -42,6 +46,28 @@ export async function runDemo(io: CliIo, opts: { json: boolean }): Promise<numbe
     if (opts.json) io.stdout(`${JSON.stringify(first, null, 2)}\n`);
     else io.stdout(formatReport(first));
     explain(io, first);
+
+    say('');
+    say('Events: what Event Grid would deliver next.');
+    const b = seeded.clusters.find((c) => c.label === 'b');
+    const runtime: Runtime = { settings, arm, store, engine };
+    if (b?.nsgIds[0]) {
+      const ruleId = `${b.nsgIds[0]}/securityRules/${MANAGED_SSH_RULE_NAME}`;
+      sandbox.remove(ruleId);
+      const deleted = demoEvent('Microsoft.Resources.ResourceDeleteSuccess', 'Microsoft.Network/networkSecurityGroups/securityRules/delete', ruleId, 'demo-event-1');
+      say(`  Someone deletes ${MANAGED_SSH_RULE_NAME} from ${lastSegment(b.nsgIds[0])}:`);
+      await showEvent(say, runtime, [deleted]);
+      say('  Event Grid delivers the same event again (it delivers at least once):');
+      await showEvent(say, runtime, [deleted]);
+    }
+    const unrelated = demoEvent(
+      'Microsoft.Resources.ResourceWriteSuccess',
+      'Microsoft.Storage/storageAccounts/write',
+      `/subscriptions/${seeded.subscriptionId}/resourceGroups/rg-data/providers/Microsoft.Storage/storageAccounts/demodata`,
+      'demo-event-2',
+    );
+    say('  A storage account is written (not NetGuard\'s business):');
+    await showEvent(say, runtime, [unrelated]);
 
     say('');
     say('Sweep 2: the same fleet again. What was fixed stays fixed; nothing is written twice.');
@@ -56,6 +82,36 @@ export async function runDemo(io: CliIo, opts: { json: boolean }): Promise<numbe
     await azurite?.stop();
     await sandbox.stop();
   }
+}
+
+/** A published Event Grid sample (subscription topic), rewritten to point at a sandbox resource. */
+function demoEvent(eventType: string, operationName: string, resourceId: string, id: string): Record<string, unknown> {
+  const sample = loadAzureFixture<Array<Record<string, any>>>('eventgrid/eventgrid-schema/subscription_ResourceDeleteSuccess.json')[0];
+  const subscriptionId = resourceId.split('/')[2];
+  return {
+    ...sample,
+    id,
+    eventType,
+    subject: resourceId,
+    eventTime: new Date().toISOString(),
+    topic: `/subscriptions/${subscriptionId}`,
+    data: {
+      ...sample.data,
+      resourceUri: resourceId,
+      operationName,
+      subscriptionId,
+      authorization: { ...sample.data.authorization, scope: resourceId, action: operationName },
+      claims: { ...sample.data.claims, name: 'Dana Operator', 'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn': 'dana@contoso.example' },
+    },
+  };
+}
+
+async function showEvent(say: (l?: string) => void, runtime: Runtime, events: unknown[]): Promise<void> {
+  const outcome = await processEventBatch(parseEvents(events), runtime);
+  for (const line of outcome.log) {
+    say(`    event ${line.eventId}: ${line.outcome}${line.reason ? ` (${line.reason})` : ''}, ${line.armCalls} ARM call(s), ${line.ms} ms`);
+  }
+  for (const f of outcome.report.findings) say(`    ${f.control} on ${lastSegment(f.resourceId)}: ${f.status}, ${f.action}`);
 }
 
 function explain(io: CliIo, report: RunReport): void {
