@@ -3,7 +3,8 @@
 // the queue and calls deliverNotice, which throws on failure so the Functions host retries it and,
 // after its last attempt, moves it to the poison queue: a notice is never lost.
 import { QueueClient, type StoragePipelineOptions } from '@azure/storage-queue';
-import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/identity';
+import type { TokenCredential } from '@azure/identity';
+import { storageConnectionString, storageCredentialFromEnvironment, storageServiceUrl, usesPlainHttp } from '../store/storageAccount';
 import { buildRemediationCard, type AdaptiveCard } from '../teams/cards';
 import type { ApprovalRecord, StateStore } from '../store/types';
 import type { RunReport } from '../types';
@@ -37,7 +38,7 @@ export class QueueNoticeSink implements NoticeSink {
   static fromConnectionString(connectionString: string, queueName = NOTICE_QUEUE): QueueNoticeSink {
     const options: StoragePipelineOptions = {};
     // Azurite's explicit connection strings are plain http; shared-key requests carry a signature, not the key.
-    if (/usedevelopmentstorage=true/i.test(connectionString) || /(queueendpoint=http:|defaultendpointsprotocol=http;)/i.test(connectionString)) {
+    if (usesPlainHttp(connectionString, 'queue')) {
       (options as StoragePipelineOptions & { allowInsecureConnection?: boolean }).allowInsecureConnection = true;
     }
     return new QueueNoticeSink(new QueueClient(connectionString, queueName, options));
@@ -57,38 +58,16 @@ export class QueueNoticeSink implements NoticeSink {
   }
 }
 
-/** Loads @azure/identity only when a token is first needed (its import costs ~0.4 s). */
-class LazyCredential implements TokenCredential {
-  private inner?: Promise<TokenCredential>;
-  constructor(private readonly clientId?: string, private readonly managedOnly = false) {}
-  async getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken | null> {
-    this.inner ??= import('@azure/identity').then((id) =>
-      this.managedOnly
-        ? new id.ManagedIdentityCredential(this.clientId ? { clientId: this.clientId } : {})
-        : new id.DefaultAzureCredential(this.clientId ? { managedIdentityClientId: this.clientId } : {}),
-    );
-    return (await this.inner).getToken(scopes, options);
-  }
-}
-
 /**
  * The sink the settings point at (same settings as the store): `AzureWebJobsStorage`, else the
  * identity-based `AzureWebJobsStorage__queueServiceUri` / `__accountName` (or a blob/table URI of the
  * same account). undefined when no storage is configured.
  */
 export function noticeSinkFromEnvironment(env: NodeJS.ProcessEnv = process.env): QueueNoticeSink | undefined {
-  const setting = (name: string) => env[name]?.trim() || undefined;
-  const connection = setting('AzureWebJobsStorage');
+  const connection = storageConnectionString(env);
   if (connection) return QueueNoticeSink.fromConnectionString(connection);
-  const account = setting('AzureWebJobsStorage__accountName');
-  const sibling = setting('AzureWebJobsStorage__blobServiceUri') ?? setting('AzureWebJobsStorage__tableServiceUri');
-  const url =
-    setting('AzureWebJobsStorage__queueServiceUri') ??
-    (account ? `https://${account}.queue.core.windows.net` : undefined) ??
-    (sibling && /^https:\/\/[^./]+\.(blob|table)\./i.test(sibling) ? sibling.replace(/^(https:\/\/[^./]+)\.(blob|table)\./i, '$1.queue.') : undefined);
-  if (!url) return undefined;
-  const credential = new LazyCredential(setting('AzureWebJobsStorage__clientId'), setting('AzureWebJobsStorage__credential')?.toLowerCase() === 'managedidentity');
-  return QueueNoticeSink.fromServiceUrl(url, credential);
+  const url = storageServiceUrl(env, 'queue');
+  return url ? QueueNoticeSink.fromServiceUrl(url, storageCredentialFromEnvironment(env)) : undefined;
 }
 
 /** What delivery needs from Teams (implemented by shared/teams/delivery.ts over the bot). */

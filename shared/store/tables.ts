@@ -2,7 +2,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { isRestError } from '@azure/core-rest-pipeline';
 import { odata, TableClient, type TableEntityResult, type TableServiceClientOptions } from '@azure/data-tables';
-import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/identity';
+import type { TokenCredential } from '@azure/identity';
+import { storageConnectionString, storageCredentialFromEnvironment, storageServiceUrl, usesPlainHttp } from './storageAccount';
 import type { CachedCluster, CachedSubnet, TopologyCacheStore } from '../azure/topologyCache';
 import type { PlannedChange } from '../controls/types';
 import type { ControlId, Finding, FindingAction, FindingStatus, Mode } from '../types';
@@ -152,7 +153,7 @@ export class TableStateStore implements StateStore, TopologyCacheStore {
    * Plain-http endpoints are allowed here because shared-key requests carry a signature, not the key.
    */
   static fromConnectionString(connectionString: string, options: TableStoreOptions = {}): TableStateStore {
-    const clientOptions: TableServiceClientOptions = { allowInsecureConnection: usesPlainHttp(connectionString) };
+    const clientOptions: TableServiceClientOptions = { allowInsecureConnection: usesPlainHttp(connectionString, 'table') };
     return new TableStateStore((name) => TableClient.fromConnectionString(connectionString, name, clientOptions), options);
   }
 
@@ -557,44 +558,6 @@ function approvalFromRow(row: Row): ApprovalRecord {
   });
 }
 
-function parseConnectionString(connectionString: string): Map<string, string> {
-  const parts = new Map<string, string>();
-  for (const segment of connectionString.split(';')) {
-    const eq = segment.indexOf('=');
-    if (eq > 0) parts.set(segment.slice(0, eq).trim().toLowerCase(), segment.slice(eq + 1).trim());
-  }
-  return parts;
-}
-
-function usesPlainHttp(connectionString: string): boolean {
-  const parts = parseConnectionString(connectionString);
-  if (parts.get('usedevelopmentstorage')?.toLowerCase() === 'true') return true;
-  const tableEndpoint = parts.get('tableendpoint');
-  if (tableEndpoint) return tableEndpoint.toLowerCase().startsWith('http:');
-  return parts.get('defaultendpointsprotocol')?.toLowerCase() === 'http';
-}
-
-/**
- * A credential that loads @azure/identity only when a token is first needed (its import alone
- * costs ~0.4 s, and most runs use a connection string).
- */
-class LazyIdentityCredential implements TokenCredential {
-  private inner?: Promise<TokenCredential>;
-  constructor(
-    private readonly clientId: string | undefined,
-    private readonly managedIdentityOnly: boolean,
-  ) {}
-  async getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken | null> {
-    this.inner ??= import('@azure/identity').then((identity) => {
-      if (this.managedIdentityOnly) {
-        return this.clientId ? new identity.ManagedIdentityCredential({ clientId: this.clientId }) : new identity.ManagedIdentityCredential();
-      }
-      return new identity.DefaultAzureCredential(this.clientId ? { managedIdentityClientId: this.clientId } : {});
-    });
-    return (await this.inner).getToken(scopes, options);
-  }
-}
-
 export interface StoreFromEnvironmentOptions extends TableStoreOptions {
   /** Used for identity-based storage instead of the one chosen from the settings. */
   credential?: TokenCredential;
@@ -610,28 +573,9 @@ export function storeFromEnvironment(
   env: NodeJS.ProcessEnv = process.env,
   options: StoreFromEnvironmentOptions = {},
 ): TableStateStore | undefined {
-  const setting = (name: string) => {
-    const v = env[name];
-    return v === undefined || v.trim() === '' ? undefined : v.trim();
-  };
-  const connectionString = setting('AzureWebJobsStorage');
+  const connectionString = storageConnectionString(env);
   if (connectionString) return TableStateStore.fromConnectionString(connectionString, options);
-
-  const accountName = setting('AzureWebJobsStorage__accountName');
-  const siblingUri = setting('AzureWebJobsStorage__blobServiceUri') ?? setting('AzureWebJobsStorage__queueServiceUri');
-  const tableUri =
-    setting('AzureWebJobsStorage__tableServiceUri') ??
-    (accountName ? `https://${accountName}.table.core.windows.net` : undefined) ??
-    (siblingUri && /^https:\/\/[^./]+\.(blob|queue)\./i.test(siblingUri)
-      ? siblingUri.replace(/^(https:\/\/[^./]+)\.(blob|queue)\./i, '$1.table.')
-      : undefined);
+  const tableUri = storageServiceUrl(env, 'table');
   if (!tableUri) return undefined;
-
-  const credential =
-    options.credential ??
-    new LazyIdentityCredential(
-      setting('AzureWebJobsStorage__clientId'),
-      setting('AzureWebJobsStorage__credential')?.toLowerCase() === 'managedidentity',
-    );
-  return TableStateStore.fromAccountUrl(tableUri, credential, options);
+  return TableStateStore.fromAccountUrl(tableUri, options.credential ?? storageCredentialFromEnvironment(env), options);
 }

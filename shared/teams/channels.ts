@@ -6,9 +6,10 @@
 import { randomBytes } from 'node:crypto';
 import { isRestError } from '@azure/core-rest-pipeline';
 import { TableClient, type TableEntityResult } from '@azure/data-tables';
-import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/identity';
+import type { TokenCredential } from '@azure/identity';
+import { storageConnectionString, storageCredentialFromEnvironment, storageServiceUrl, usesPlainHttp } from '../store/storageAccount';
 import type { ConversationReference } from 'botbuilder';
-import { DEFAULT_TABLE_PREFIX, storeFromEnvironment, tableKey } from '../store/tables';
+import { DEFAULT_TABLE_PREFIX, tableKey } from '../store/tables';
 import type { ControlId } from '../types';
 import type { ControlCounts } from './cards';
 
@@ -67,8 +68,8 @@ export class TeamsTables {
   }
 
   static fromConnectionString(connectionString: string, prefix?: string): TeamsTables {
-    const plainHttp = /usedevelopmentstorage=true/i.test(connectionString) || /(tableendpoint=http:|defaultendpointsprotocol=http;)/i.test(connectionString);
-    return new TeamsTables((name) => TableClient.fromConnectionString(connectionString, name, { allowInsecureConnection: plainHttp }), prefix);
+    const allowInsecureConnection = usesPlainHttp(connectionString, 'table');
+    return new TeamsTables((name) => TableClient.fromConnectionString(connectionString, name, { allowInsecureConnection }), prefix);
   }
 
   static fromAccountUrl(accountUrl: string, credential: TokenCredential, prefix?: string): TeamsTables {
@@ -279,26 +280,10 @@ function clean<T extends Record<string, unknown>>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
-/** Loads @azure/identity only when a token is first needed (its import costs ~0.4 s). */
-class LazyCredential implements TokenCredential {
-  private inner?: Promise<TokenCredential>;
-  constructor(private readonly clientId?: string, private readonly managedOnly = false) {}
-  async getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken | null> {
-    this.inner ??= import('@azure/identity').then((id) =>
-      this.managedOnly
-        ? new id.ManagedIdentityCredential(this.clientId ? { clientId: this.clientId } : {})
-        : new id.DefaultAzureCredential(this.clientId ? { managedIdentityClientId: this.clientId } : {}),
-    );
-    return (await this.inner).getToken(scopes, options);
-  }
-}
-
 /** The Teams tables in the storage account the settings point at (same rules as storeFromEnvironment). */
 export function teamsTablesFromEnvironment(env: NodeJS.ProcessEnv = process.env, prefix?: string): TeamsTables | undefined {
-  const connection = env.AzureWebJobsStorage?.trim();
+  const connection = storageConnectionString(env);
   if (connection) return TeamsTables.fromConnectionString(connection, prefix);
-  const store = storeFromEnvironment(env);
-  if (!store) return undefined;
-  const credential = new LazyCredential(env.AzureWebJobsStorage__clientId?.trim() || undefined, env.AzureWebJobsStorage__credential?.trim().toLowerCase() === 'managedidentity');
-  return TeamsTables.fromAccountUrl(store.accountUrl, credential, prefix);
+  const url = storageServiceUrl(env, 'table');
+  return url ? TeamsTables.fromAccountUrl(url, storageCredentialFromEnvironment(env), prefix) : undefined;
 }
