@@ -329,7 +329,8 @@ function plan(j: Judgement, observation: ClusterObservation): SecurityRuleChange
   if (nsg) return planNodeSshDeny(nsg, topology, cluster);
   const subnet = topology.clusterSubnets(cluster).nodeSubnets.find((s) => sameId(s.id, j.targetId));
   if (subnet?.found && !subnet.nsgId) {
-    return { kind: 'none', reason: `No NSG is attached to the node subnet ${lastSegment(subnet.id)}; NetGuard cannot choose one, so attach an NSG and it will add its Deny rule.` };
+    // The judgement already says what is missing; the reason says why NetGuard stops there.
+    return { kind: 'none', reason: 'NetGuard cannot choose an NSG for a subnet, so it only reports this.' };
   }
   return { kind: 'none', reason: `NetGuard cannot choose an NSG for ${lastSegment(j.targetId)}: ${j.detail}` };
 }
