@@ -52,9 +52,6 @@ async function runSweep(io: CliIo, opts: { subscription?: string[]; mode?: strin
   for (const s of opts.subscription ?? []) {
     if (!/^[0-9a-fA-F-]{1,64}$/.test(s)) throw new UsageError(`--subscription: "${s}" is not a subscription id.`);
   }
-  if (!ctx.store && (cliMode === 'approve' || ctx.settings.mode === 'approve' || Object.values(ctx.settings.controlModes).includes('approve'))) {
-    io.stderr('warning: no AzureWebJobsStorage: approvals cannot be stored, so approve acts as report.\n');
-  }
   const subscriptions = opts.subscription?.length ? opts.subscription : (ctx.settings.subscriptions ?? (await ctx.arm.listSubscriptionIds()));
   if (subscriptions.length === 0) io.stderr('warning: the identity can list no subscriptions; nothing to sweep.\n');
   const report = await ctx.engine.sweep(subscriptions, { cliMode });
