@@ -127,7 +127,7 @@ function approvalFacts(approval: ApprovalRecord, driftSince?: string): CardEleme
     text(approval.change.summary),
     ...describeChange(approval.change).map((line) => text(line, { fontType: 'Monospace', size: 'Small', spacing: 'None' })),
     text('Why a person is needed', { weight: 'Bolder', spacing: 'Medium' }),
-    text(approval.reason),
+    text(approval.reason.charAt(0).toUpperCase() + approval.reason.slice(1) + (/[.!?]$/.test(approval.reason) ? '' : '.')),
   ];
 }
 
@@ -287,7 +287,8 @@ function driftChart(days: DigestHistory['days']): CardElement[] {
       width: 'stretch',
       items: [text(`${d.drift} drift${d.remediated ? `, ${d.remediated} fixed` : ''}`, { size: 'Small', spacing: 'None', isSubtle: true })],
     });
-    return { type: 'ColumnSet', spacing: 'None', columns };
+    // Small spacing between the rows keeps the bars apart (a styled column is padded by the renderer).
+    return { type: 'ColumnSet', spacing: 'Small', columns };
   });
 }
 
@@ -343,7 +344,8 @@ export function buildDigest(report: RunReport, history: DigestHistory, approvals
     for (const k of resolved) body.push(text(`- no longer drifting: ${describe(k)}`, { spacing: 'None' }));
     for (const c of changedControls) {
       const p = history.previous.counts[c]!;
-      body.push(text(`- ${c}: drift ${p.drift} → ${counts[c].drift}, waiting ${p.waiting} → ${counts[c].waiting}, exempt ${p.exempt} → ${counts[c].exempt}`, { spacing: 'None' }));
+      const moved = (['drift', 'waiting', 'exempt'] as const).filter((k) => p[k] !== counts[c][k]).map((k) => `${k} ${p[k]} → ${counts[c][k]}`);
+      body.push(text(`- ${c}: ${moved.join(', ')}`, { spacing: 'None' }));
     }
   }
 

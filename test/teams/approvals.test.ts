@@ -55,7 +55,7 @@ test('an approval notice arrives as one valid 1.5 card per subscribed channel, n
   expect(texts).toContain('alice@contoso.com');
   expect(texts).toContain('https://portal.azure.com/#@/resource/subscriptions/');
   expect(texts).toContain('properties.addonProfiles.httpApplicationRouting.enabled: true → false');
-  expect(texts).toContain('the control is in approve mode');
+  expect(texts).toContain('The control is in approve mode.');
   expect(new Set(h.connector.posted().map((c) => c.conversationId))).toEqual(new Set([CHANNEL_A, CHANNEL_B]));
 
   // The same notice again (a host retry) posts nothing new.
