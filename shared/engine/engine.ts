@@ -180,6 +180,7 @@ export class Engine {
     topology = new TopologyIndex(inventory),
     onlyTargets?: Set<string>,
   ): Promise<void> {
+    const judged: Finding[] = [];
     for (const cluster of clusters) {
       run.clusters++;
       let baseline: string[] | undefined;
@@ -198,17 +199,18 @@ export class Engine {
         if (onlyControls && !onlyControls.includes(control.id)) continue;
         const findings = await this.judgeControl(run, control, observation, options, onlyTargets);
         run.findings.push(...findings);
-        for (const f of findings) await this.record(f);
+        judged.push(...findings);
       }
     }
+    await this.record(judged);
   }
 
-  private async record(finding: Finding): Promise<void> {
-    if (!this.deps.store) return;
+  private async record(findings: Finding[]): Promise<void> {
+    if (!this.deps.store || findings.length === 0) return;
     try {
-      await this.deps.store.recordFinding(finding, this.clock());
+      await this.deps.store.recordFindings(findings, this.clock());
     } catch (err) {
-      this.deps.warn?.(`Could not record the finding for ${finding.targetId}: ${describeError(err)}`);
+      this.deps.warn?.(`Could not record ${findings.length} finding(s): ${describeError(err)}`);
     }
   }
 

@@ -55,6 +55,8 @@ export interface StateStore {
 
   /** Latest finding per control, cluster and target; returns what was stored before (if anything). */
   recordFinding(finding: Finding, at: Date): Promise<StoredFinding | undefined>;
+  /** The same for many findings at once (a sweep); nothing is returned. */
+  recordFindings(findings: Finding[], at: Date): Promise<void>;
   listFindings(): Promise<StoredFinding[]>;
 
   /**

@@ -306,3 +306,31 @@ describe('configuration and failures', () => {
     await expect(badStore.listAudit()).rejects.toThrow(/badkeyaudit/);
   });
 });
+
+describe('recordFindings (a sweep records in bulk)', () => {
+  const finding = (cluster: string, nsg: string, status: Finding['status']): Finding => ({
+    control: 'node-ssh-deny',
+    resourceId: clusterNamed(cluster),
+    targetId: nsgNamed(nsg),
+    status,
+    action: status === 'drift' ? 'reported' : 'none',
+    detail: `${cluster} ${status}`,
+  });
+
+  test('250 findings land as the latest rows, and driftSince behaves as with recordFinding', async () => {
+    const many = Array.from({ length: 250 }, (_, i) => finding(`bulk${i}`, `bulknsg${i}`, i % 2 ? 'drift' : 'compliant'));
+    const day1 = new Date('2026-11-01T06:00:00Z');
+    await store.recordFindings(many, day1);
+    const day2 = new Date('2026-11-02T06:00:00Z');
+    await store.recordFindings([finding('bulk1', 'bulknsg1', 'drift'), finding('bulk3', 'bulknsg3', 'compliant'), finding('bulk0', 'bulknsg0', 'drift')], day2);
+
+    const rows = (await store.listFindings()).filter((f) => /\/bulk\d+$/.test(f.resourceId));
+    expect(rows).toHaveLength(250);
+    const row = (n: number) => rows.find((f) => f.resourceId.endsWith(`/bulk${n}`))!;
+    expect(row(1)).toMatchObject({ status: 'drift', at: day2.toISOString(), driftSince: day1.toISOString() }); // still drifting: kept
+    expect(row(3).status).toBe('compliant');
+    expect(row(3).driftSince).toBeUndefined(); // fixed: cleared
+    expect(row(0)).toMatchObject({ status: 'drift', driftSince: day2.toISOString() }); // new drift: starts now
+    expect(row(5)).toMatchObject({ status: 'drift', at: day1.toISOString(), driftSince: day1.toISOString() });
+  });
+});
