@@ -7,4 +7,5 @@ module.exports = {
   testTimeout: 30000,
   // Two workers on a 2-core machine; every suite starts its own stand-ins on free ports.
   maxWorkers: 2,
+  reporters: ['default', '<rootDir>/test/helpers/summaryReporter.js'],
 };
