@@ -3,12 +3,18 @@
 // `netguard-notices-poison`: nothing is lost. The Teams SDK is imported inside the handler.
 import { app, type InvocationContext } from '@azure/functions';
 import { decodeNotice, deliverNotice, NOTICE_QUEUE, type DeliveryResult } from '../shared/notify/queueSink';
+import { sweepRunsFromEnvironment } from '../shared/sweep/runs';
 
 export async function deliverNotices(message: unknown, context: InvocationContext): Promise<DeliveryResult> {
   const notice = decodeNotice(message);
   const [{ teamsHost }, { teamsNoticeChannels }] = await Promise.all([import('../shared/teams/host'), import('../shared/teams/delivery')]);
   const host = teamsHost((line) => context.log(line));
-  const result = await deliverNotice(notice, { channels: teamsNoticeChannels(host.bot, host.store, host.tables), store: host.store, log: (l) => context.log(l) });
+  const result = await deliverNotice(notice, {
+    channels: teamsNoticeChannels(host.bot, host.store, host.tables),
+    store: host.store,
+    reports: sweepRunsFromEnvironment(),
+    log: (l) => context.log(l),
+  });
   context.log(`Notice ${notice.kind}: ${result.posted} card(s) posted to ${result.channels} channel(s)${result.skipped ? ` (${result.skipped})` : ''}.`);
   return result;
 }

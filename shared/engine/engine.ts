@@ -84,6 +84,11 @@ export class Engine {
 
   /** Sweeps whole subscriptions; one subscription's failure becomes error findings, never an abort. */
   async sweep(subscriptionIds: string[], options: RunOptions = {}): Promise<RunReport> {
+    return (await this.sweepDetailed(subscriptionIds, options)).report;
+  }
+
+  /** sweep(), plus the first retryable failure (throttling, 5xx), so a queued sweep can be retried. */
+  async sweepDetailed(subscriptionIds: string[], options: RunOptions = {}): Promise<{ report: RunReport; retryable?: Error }> {
     const run = new Run();
     // Reads are latency-bound: a few subscriptions are read ahead while one is judged (bounded, so
     // memory does not grow with the estate); judging stays in order, so the report is stable.
@@ -106,6 +111,7 @@ export class Engine {
         reads.delete(i);
       } catch (err) {
         reads.delete(i);
+        if (classifyError(err) === 'retryable') run.retryable ??= err instanceof Error ? err : new Error(String(err));
         this.failScope(run, `/subscriptions/${sub}`, `Could not list clusters and networks of subscription ${sub}: ${describeError(err)}`);
         continue;
       }
@@ -113,7 +119,7 @@ export class Engine {
       this.deps.progress?.(`Judging ${inventory.clusters.length} cluster(s) in ${sub}…`);
       await this.judgeClusters(run, inventory, inventory.clusters, options);
     }
-    return this.report(run);
+    return { report: this.report(run), retryable: run.retryable };
   }
 
   /**

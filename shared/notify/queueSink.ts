@@ -31,6 +31,9 @@ export function decodeNotice(message: unknown): Notice {
   return value as Notice;
 }
 
+/** A Storage queue message holds 64 KiB (the base64 text counts). */
+const MAX_QUEUE_MESSAGE = 64 * 1024;
+
 export class QueueNoticeSink implements NoticeSink {
   private ready?: Promise<unknown>;
   constructor(readonly queue: QueueClient) {}
@@ -54,7 +57,11 @@ export class QueueNoticeSink implements NoticeSink {
       throw e;
     });
     await this.ready;
-    await this.queue.sendMessage(encodeNotice(notice));
+    const message = encodeNotice(notice);
+    if (message.length > MAX_QUEUE_MESSAGE) {
+      throw new Error(`The ${notice.kind} notice is ${message.length} bytes, more than a queue message holds (${MAX_QUEUE_MESSAGE}); send a digest by run id.`);
+    }
+    await this.queue.sendMessage(message);
   }
 }
 
@@ -82,6 +89,8 @@ export interface NoticeChannels {
 
 export interface DeliveryDeps {
   channels: NoticeChannels;
+  /** Where a sweep's combined report is kept (shared/sweep/runs.ts SweepRunStore). */
+  reports?: { combinedReport(runId: string): Promise<RunReport> };
   store: StateStore;
   log?: (line: string) => void;
 }
@@ -114,7 +123,9 @@ export function deliveryKeyOf(notice: Notice): string {
 /** Sends one notice to every subscribed channel. Throws when Teams could not be reached (retry). */
 export async function deliverNotice(notice: Notice, deps: DeliveryDeps): Promise<DeliveryResult> {
   if (notice.kind === 'digest') {
-    const r = await deps.channels.digest(notice.report, notice.at);
+    const report = notice.report ?? (notice.runId && (await deps.reports?.combinedReport(notice.runId)));
+    if (!report) throw new Error(`The digest notice of ${notice.at} names no report (run ${notice.runId ?? 'none'}), or its run cannot be read.`);
+    const r = await deps.channels.digest(report, notice.at);
     return { delivered: r.channels > 0, ...r, skipped: r.channels ? undefined : 'no subscribed channel' };
   }
   if (notice.kind === 'remediated') {

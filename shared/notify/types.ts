@@ -7,7 +7,11 @@ import type { Finding, RunReport } from '../types';
 export type Notice =
   | { kind: 'approval-requested'; approval: ApprovalRecord }
   | { kind: 'remediated'; finding: Finding; change: PlannedChange; changedBy?: string; at: string }
-  | { kind: 'digest'; report: RunReport; at: string };
+  /**
+   * A sweep's digest. A queue message holds at most 64 KiB, so a swept estate is named by its run id
+   * (delivery loads the combined report from the run store); `report` is for small, ad-hoc reports.
+   */
+  | { kind: 'digest'; at: string; runId?: string; report?: RunReport };
 
 export interface NoticeSink {
   /** Durably records the notice for delivery (retried until delivered; never dropped). */

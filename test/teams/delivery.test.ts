@@ -132,3 +132,19 @@ test('the digest notice: posted once per channel, and the next day it says what 
   // Both days are bars of the chart: yesterday with one drift, today with none.
   expect(JSON.stringify(second)).toMatch(/11-19.*1 drift.*11-20.*0 drift/);
 });
+
+test("a sweep's digest names its run: delivery reads the combined report from the run store", async () => {
+  const { SweepRunStore } = await import('../../shared/sweep/runs');
+  const runs = SweepRunStore.fromConnectionString(azurite.connectionString, `runs${Date.now().toString(36)}`);
+  const sub = CLUSTER_ID.split('/')[2];
+  const findings = [{ control: 'network-policy' as const, resourceId: CLUSTER_ID, targetId: CLUSTER_ID, status: 'drift' as const, action: 'reported' as const, detail: 'x' }];
+  await runs.createRun('run-digest-1', [sub], new Date('2026-11-21T06:00:00Z'));
+  await runs.finishSubscription('run-digest-1', sub, { state: 'done', report: { findings, summary: summarize(findings, 1) }, attempts: 1, at: new Date('2026-11-21T06:01:00Z') });
+
+  const notice: Notice = { kind: 'digest', runId: 'run-digest-1', at: '2026-11-21T06:02:00.000Z' };
+  expect(encodeNotice(notice).length).toBeLessThan(1024);
+  expect(await deliverNotice(notice, { ...deps(), reports: runs })).toMatchObject({ delivered: true, posted: 2 });
+  expect(JSON.stringify(h.connector.posted()[0].body.attachments[0].content)).toContain('network-policy');
+  // Without a run store the digest cannot be built: delivery fails (and is retried), it never posts an empty digest.
+  await expect(deliverNotice({ ...notice, at: '2026-11-21T06:03:00.000Z' }, deps())).rejects.toThrow(/run-digest-1/);
+});

@@ -1,0 +1,125 @@
+// Synthetic fleets for the benchmark and the sweep tests: compliant clusters, each with its own VNet
+// (one node subnet) and NSG (NetGuard's deny rule already in place), built from Microsoft's published
+// ARM examples through the sandbox's builders. A fleet without drift makes the lower bound of ARM
+// calls exact: one page per list, three lists per subscription.
+import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmVirtualNetwork } from '../shared/azure/armTypes';
+import type { ArmSandbox } from '../shared/sandbox/armServer';
+import { clusterFromFixture, istioServiceMeshProfile, netGuardSshDenyRule, nsgFromFixture, vnetWithSubnets } from '../shared/sandbox/fleet';
+
+export interface SyntheticFleet {
+  subscriptions: string[];
+  clusterIds: string[];
+  nsgIds: string[];
+  vnetIds: string[];
+  /** Clusters + NSGs + VNets. */
+  resources: number;
+}
+
+/** A subscription id that reads as one (a GUID) and says which it is. */
+export function benchSubscriptionId(index: number): string {
+  return `00000000-0000-4000-8000-${String(index + 1).padStart(12, '0')}`;
+}
+
+interface CompliantClusterResources {
+  nsg: ArmNetworkSecurityGroup;
+  vnet: ArmVirtualNetwork;
+  cluster: ArmManagedCluster;
+}
+
+/** One compliant cluster with its VNet and NSG in `subscriptionId` (index i keeps the address ranges apart). */
+function compliantClusterResources(subscriptionId: string, i: number, meshProfile: ReturnType<typeof istioServiceMeshProfile>): CompliantClusterResources {
+  const resourceGroup = `rg-bench-${Math.floor(i / 500)}`;
+  const name = `aks-${String(i).padStart(5, '0')}`;
+  const prefix = `10.${Math.floor(i / 256) % 256}.${i % 256}`;
+  const nodePrefix = `${prefix}.0/25`;
+  const nsg = nsgFromFixture({ subscriptionId, resourceGroup, name: `${name}-nsg`, location: 'westeurope', securityRules: [netGuardSshDenyRule([nodePrefix], 200)] });
+  const vnet = vnetWithSubnets({ subscriptionId, resourceGroup, name: `${name}-vnet`, location: 'westeurope', addressPrefixes: [`${prefix}.0/24`], subnets: [{ name: 'nodes', addressPrefix: nodePrefix, nsgId: nsg.id }] });
+  const cluster = clusterFromFixture({
+    subscriptionId,
+    resourceGroup,
+    name,
+    location: 'westeurope',
+    nodeSubnetId: `${vnet.id}/subnets/nodes`,
+    properties: { apiServerAccessProfile: { authorizedIPRanges: ['203.0.113.0/24'] }, serviceMeshProfile: meshProfile },
+  });
+  const network: NonNullable<ArmManagedCluster['properties']['networkProfile']> = cluster.properties.networkProfile ?? {};
+  network.networkPolicy = 'calico';
+  network.outboundType = 'userDefinedRouting';
+  delete network.loadBalancerProfile; // a UDR cluster has no outbound load balancer settings
+  cluster.properties.networkProfile = network;
+  return { nsg, vnet, cluster };
+}
+
+/** Seeds one compliant cluster with its VNet and NSG. */
+export function seedCompliantCluster(sandbox: ArmSandbox, subscriptionId: string, i: number, meshProfile = istioServiceMeshProfile()): { clusterId: string; nsgId: string; vnetId: string } {
+  const r = compliantClusterResources(subscriptionId, i, meshProfile);
+  sandbox.put(r.nsg);
+  sandbox.put(r.vnet);
+  sandbox.put(r.cluster);
+  return { clusterId: r.cluster.id, nsgId: r.nsg.id, vnetId: r.vnet.id };
+}
+
+/**
+ * About `resources` resources (a third each clusters, NSGs and VNets) spread evenly over
+ * `subscriptionCount` subscriptions; every subscription is known to the sandbox, even an empty one.
+ */
+export function seedCompliantFleet(sandbox: ArmSandbox, resources: number, subscriptionCount: number, options: { indexNsgSubnets?: boolean } = {}): SyntheticFleet {
+  const subscriptions = Array.from({ length: subscriptionCount }, (_, i) => benchSubscriptionId(i));
+  for (const s of subscriptions) sandbox.addSubscription(s, `NetGuard bench ${s.slice(-4)}`);
+  const clusters = Math.max(1, Math.round(resources / 3));
+  const fleet: SyntheticFleet = { subscriptions, clusterIds: [], nsgIds: [], vnetIds: [], resources: 0 };
+  const mesh = istioServiceMeshProfile();
+  const all = Array.from({ length: clusters }, (_, i) => compliantClusterResources(subscriptions[i % subscriptionCount], i, mesh));
+  if (options.indexNsgSubnets) indexNsgSubnets(sandbox, all.map((r) => r.vnet));
+  // NSGs first: the sandbox answers each put with the NSG's view, which (unindexed) scans every
+  // stored resource for subnets pointing at it; stored before the VNets and clusters, the scans stay short.
+  for (const r of all) sandbox.put(r.nsg);
+  for (const r of all) sandbox.put(r.vnet);
+  for (const r of all) sandbox.put(r.cluster);
+  for (const r of all) {
+    fleet.clusterIds.push(r.cluster.id);
+    fleet.nsgIds.push(r.nsg.id);
+    fleet.vnetIds.push(r.vnet.id);
+  }
+  fleet.resources = fleet.clusterIds.length + fleet.nsgIds.length + fleet.vnetIds.length;
+  return fleet;
+}
+
+/** List pages a sweep needs at least: per subscription, each of the three lists takes ⌈n / page⌉ pages (one when empty). */
+export function listPagesNeeded(fleet: SyntheticFleet, pageSize: number): number {
+  const per = new Map<string, { clusters: number; nsgs: number; vnets: number }>();
+  for (const s of fleet.subscriptions) per.set(s.toLowerCase(), { clusters: 0, nsgs: 0, vnets: 0 });
+  const count = (ids: string[], key: 'clusters' | 'nsgs' | 'vnets') => {
+    for (const id of ids) per.get(id.split('/')[2].toLowerCase())![key]++;
+  };
+  count(fleet.clusterIds, 'clusters');
+  count(fleet.nsgIds, 'nsgs');
+  count(fleet.vnetIds, 'vnets');
+  const pages = (n: number) => Math.max(1, Math.ceil(n / pageSize));
+  let total = 0;
+  for (const c of per.values()) total += pages(c.clusters) + pages(c.nsgs) + pages(c.vnets);
+  return total;
+}
+
+
+/**
+ * Bench-only: the sandbox works out an NSG's `subnets` by scanning every stored resource, so serving
+ * a list page of NSGs costs O(page × fleet) on the sandbox side; at 10,000 resources that is tens of
+ * seconds of stand-in time that real ARM does not spend and that must not be counted as NetGuard's.
+ * For a fleet whose subnets the benchmark never changes, the answer is looked up in an index built
+ * once from the VNets. (Remove when the sandbox keeps such an index itself.)
+ */
+function indexNsgSubnets(sandbox: ArmSandbox, vnets: ArmVirtualNetwork[]): void {
+  const byNsg = new Map<string, string[]>();
+  for (const vnet of vnets) {
+    for (const subnet of vnet.properties.subnets ?? []) {
+      const nsgId = subnet.properties?.networkSecurityGroup?.id?.toLowerCase();
+      if (!nsgId) continue;
+      if (!byNsg.has(nsgId)) byNsg.set(nsgId, []);
+      byNsg.get(nsgId)!.push(subnet.id);
+    }
+  }
+  const patched = sandbox as unknown as { subnetsPointingAt?: (nsgId: string) => string[] };
+  if (typeof patched.subnetsPointingAt !== 'function') return; // the sandbox changed: nothing to patch
+  patched.subnetsPointingAt = (nsgId: string) => [...(byNsg.get(nsgId.toLowerCase()) ?? [])];
+}

@@ -1,0 +1,406 @@
+// `npm run bench [-- --json] [--latency MS]`: NetGuard's performance on the ARM sandbox with injected
+// round-trip latency and synthetic fleets. A benchmark, never part of `npm test`.
+//   event path   time per event (p50/p99, without and with ARM round trips) and ARM calls per event
+//   sweep        1,000 and 10,000 resources over 50 subscriptions: seconds, ARM calls, the lower bound
+//                (list pages), peak RSS (in a child process per sweep, so fleets don't add up)
+//   naive        the same reads done one GET per resource, one at a time (a baseline, bench-only)
+//   cold start   module load of each bundled function entry, in a fresh Node process
+// Run as a bundle (the npm script bundles it with esbuild); a sweep child is this same file.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import { cpus } from 'node:os';
+import path from 'node:path';
+import type { PipelinePolicy } from '@azure/core-rest-pipeline';
+import pLimit from 'p-limit';
+import { buildFunctionBundles, functionEntries, measureModuleLoad, REPO_ROOT } from '../scripts/package';
+import { ArmGateway } from '../shared/azure/arm';
+import { loadSettings } from '../shared/config';
+import { Engine } from '../shared/engine/engine';
+import { processEventBatch } from '../shared/events/handler';
+import { parseEvents } from '../shared/events/parse';
+import type { Runtime } from '../shared/runtime';
+import { ArmSandbox } from '../shared/sandbox/armServer';
+import { loadAzureFixture } from '../shared/sandbox/fleet';
+import { sweepOneSubscription } from '../shared/sweep/fanout';
+import { benchSubscriptionId, listPagesNeeded, seedCompliantCluster, seedCompliantFleet, type SyntheticFleet } from './fleet';
+import { parseArgs } from 'node:util';
+
+export interface EventFigures {
+  armCalls: number;
+  p50Ms: number;
+  p99Ms: number;
+  p50WallMs: number;
+  p99WallMs: number;
+}
+
+export interface SweepFigures {
+  resources: number;
+  subscriptions: number;
+  seconds: number;
+  armCalls: number;
+  armCallsLowerBound: number;
+  peakRssMb: number;
+  naiveSeconds: number;
+  naiveArmCalls: number;
+}
+
+export interface BenchResult {
+  event: { unrelated: EventFigures; compliant: EventFigures; drifted: EventFigures };
+  sweep: SweepFigures[];
+  coldStartMs: Record<string, number>;
+}
+
+export interface BenchOptions {
+  latencyMs: number;
+  /** Fleet sizes (resources). */
+  resources: number[];
+  subscriptions: number;
+  /** Timed events per kind (after a few warm-up ones). */
+  iterations: number;
+  /** Naive GETs actually made per fleet; beyond it the naive time is extrapolated (it is linear). */
+  naiveSample: number;
+  /** Sweeps of one Function instance at once (host.json queues.batchSize). */
+  sweepConcurrency: number;
+  coldStartRuns: number;
+  /** Where the function bundles for the cold-start figures go. */
+  bundleDir: string;
+  progress: (line: string) => void;
+}
+
+const COLD_START_ENTRIES = ['onResourceEvent', 'dailySweep', 'sweepSubscription', 'teamsMessages'];
+const WARMUP_EVENTS = 3;
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))];
+}
+const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
+const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
+
+/**
+ * Time during which at least one ARM request was in flight (overlapping requests count once), so
+ * "excluding ARM round trips" subtracts exactly the waiting on ARM from an event's wall time.
+ */
+class ArmBusyClock {
+  private inFlight = 0;
+  private since = 0;
+  busyMs = 0;
+  readonly policy: PipelinePolicy = {
+    name: 'benchArmBusyClock',
+    sendRequest: async (request, next) => {
+      if (this.inFlight++ === 0) this.since = nowMs();
+      try {
+        return await next(request);
+      } finally {
+        if (--this.inFlight === 0) this.busyMs += nowMs() - this.since;
+      }
+    },
+  };
+}
+
+// ---------------------------------------------------------------- the event path
+
+/** A published ResourceWriteSuccess / ResourceDeleteSuccess event pointed at another resource and operation. */
+function armEvent(verb: 'write' | 'delete', operationName: string, resourceId: string, id: string): unknown {
+  const published = loadAzureFixture<unknown[]>(`eventgrid/eventgrid-schema/subscription_Resource${verb === 'write' ? 'Write' : 'Delete'}Success.json`);
+  const e = structuredClone(published[0]) as Record<string, any>;
+  const sub = resourceId.split('/')[2];
+  e.id = id;
+  e.subject = resourceId;
+  e.topic = `/subscriptions/${sub}`;
+  e.data.resourceUri = resourceId;
+  e.data.operationName = operationName;
+  e.data.resourceProvider = operationName.split('/')[0];
+  e.data.subscriptionId = sub;
+  if (e.data.authorization) {
+    e.data.authorization.scope = resourceId;
+    e.data.authorization.action = operationName;
+  }
+  if (e.data.httpRequest) e.data.httpRequest.url = `https://management.azure.com${resourceId}?api-version=2024-01-01`;
+  return e;
+}
+
+async function benchEvents(options: BenchOptions): Promise<BenchResult['event']> {
+  const sandbox = await ArmSandbox.start({ latencyMs: options.latencyMs });
+  try {
+    // A subscription of twenty compliant clusters, plus one whose NSG loses NetGuard's rule before each drifted event.
+    const sub = benchSubscriptionId(700);
+    for (let i = 0; i < 20; i++) seedCompliantCluster(sandbox, sub, i);
+    const target = seedCompliantCluster(sandbox, sub, 20);
+    const ruleId = `${target.nsgId}/securityRules/aks-netguard-deny-node-ssh`;
+    const settings = loadSettings({ AKS_NETGUARD_ARM_ENDPOINT: sandbox.endpoint, AKS_NETGUARD_SUBSCRIPTIONS: sub });
+    const arm = new ArmGateway({ endpoint: sandbox.endpoint, pollIntervalMs: 1 });
+    const clock = new ArmBusyClock();
+    arm.networkClient(sub).pipeline.addPolicy(clock.policy, { afterPhase: 'Sign' });
+    arm.aksClient(sub).pipeline.addPolicy(clock.policy, { afterPhase: 'Sign' });
+    const runtime: Runtime = { settings, arm, engine: new Engine({ arm, settings }) };
+
+    const storageAccount = `/subscriptions/${sub}/resourceGroups/rg-data/providers/Microsoft.Storage/storageAccounts/stnetguardbench`;
+    const kinds: Record<keyof BenchResult['event'], { event: (n: number) => unknown; before?: () => void; check?: (report: Awaited<ReturnType<typeof processEventBatch>>) => void }> = {
+      unrelated: { event: (n) => armEvent('write', 'Microsoft.Storage/storageAccounts/write', storageAccount, `bench-unrelated-${n}`) },
+      compliant: {
+        event: (n) => armEvent('write', 'Microsoft.Network/networkSecurityGroups/write', target.nsgId, `bench-compliant-${n}`),
+        check: (o) => {
+          if (!o.report.findings.length || o.report.findings.some((f) => f.status !== 'compliant')) throw new Error(`bench: the compliant event did not end compliant: ${JSON.stringify(o.report.summary)}`);
+        },
+      },
+      drifted: {
+        before: () => {
+          sandbox.remove(ruleId);
+        },
+        event: (n) => armEvent('delete', 'Microsoft.Network/networkSecurityGroups/securityRules/delete', ruleId, `bench-drifted-${n}`),
+        check: (o) => {
+          if (!o.report.findings.some((f) => f.action === 'remediated')) throw new Error(`bench: the drifted event was not remediated: ${JSON.stringify(o.report.findings.map((f) => f.detail))}`);
+        },
+      },
+    };
+
+    const out = {} as BenchResult['event'];
+    for (const [kind, spec] of Object.entries(kinds) as Array<[keyof BenchResult['event'], (typeof kinds)[keyof typeof kinds]]>) {
+      options.progress(`event path: ${kind} (${options.iterations} events)…`);
+      const wall: number[] = [];
+      const cpu: number[] = [];
+      const calls: number[] = [];
+      for (let n = 0; n < WARMUP_EVENTS + options.iterations; n++) {
+        spec.before?.();
+        const batch = parseEvents(spec.event(n));
+        const callsBefore = arm.calls.total;
+        const busyBefore = clock.busyMs;
+        const started = nowMs();
+        const outcome = await processEventBatch(batch, runtime);
+        const elapsed = nowMs() - started;
+        spec.check?.(outcome);
+        if (n < WARMUP_EVENTS) continue;
+        wall.push(elapsed);
+        cpu.push(Math.max(0, elapsed - (clock.busyMs - busyBefore)));
+        calls.push(arm.calls.total - callsBefore);
+      }
+      out[kind] = {
+        armCalls: percentile(calls, 0.5),
+        p50Ms: round(percentile(cpu, 0.5), 2),
+        p99Ms: round(percentile(cpu, 0.99), 2),
+        p50WallMs: round(percentile(wall, 0.5), 2),
+        p99WallMs: round(percentile(wall, 0.99), 2),
+      };
+    }
+    return out;
+  } finally {
+    await sandbox.stop();
+  }
+}
+
+// ---------------------------------------------------------------- sweeps
+
+interface SweepChildInput {
+  endpoint: string;
+  subscriptions: string[];
+  concurrency: number;
+}
+interface SweepChildOutput {
+  seconds: number;
+  armCalls: number;
+  peakRssMb: number;
+  clusters: number;
+  errors: string[];
+}
+
+/**
+ * The sweep as the Function App runs it: one sweepSubscription per subscription (the product's
+ * sweepOneSubscription), as many at once as one instance takes off the queue. Runs in a child
+ * process, so its peak RSS is the sweep's alone.
+ */
+async function sweepChild(input: SweepChildInput): Promise<SweepChildOutput> {
+  const settings = loadSettings({ AKS_NETGUARD_ARM_ENDPOINT: input.endpoint, AKS_NETGUARD_SUBSCRIPTIONS: input.subscriptions.join(',') });
+  const arm = new ArmGateway({ endpoint: input.endpoint, pollIntervalMs: 1 });
+  const engine = new Engine({ arm, settings });
+  const limit = pLimit(input.concurrency);
+  const started = nowMs();
+  const results = await Promise.all(input.subscriptions.map((sub) => limit(() => sweepOneSubscription(engine, sub))));
+  const seconds = (nowMs() - started) / 1000;
+  const errors = results.flatMap((r) => r.report.findings.filter((f) => f.status !== 'compliant').map((f) => `${f.targetId}: ${f.detail}`));
+  return {
+    seconds,
+    armCalls: arm.calls.total,
+    peakRssMb: process.resourceUsage().maxRSS / 1024,
+    clusters: results.reduce((n, r) => n + r.report.summary.resources, 0),
+    errors: errors.slice(0, 5),
+  };
+}
+
+function runSweepChild(input: SweepChildInput): Promise<SweepChildOutput> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [process.argv[1], '--sweep-child'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`bench: the sweep child failed (${code}): ${stderr.trim().slice(-500)}`));
+      resolve(JSON.parse(stdout) as SweepChildOutput);
+    });
+    child.stdin.end(JSON.stringify(input));
+  });
+}
+
+/** The baseline: one GET per resource, one at a time (bench-only; NetGuard never reads this way). */
+async function naiveRead(endpoint: string, fleet: SyntheticFleet, sample: number): Promise<{ seconds: number; armCalls: number }> {
+  const arm = new ArmGateway({ endpoint, pollIntervalMs: 1 });
+  const reads: Array<() => Promise<unknown>> = [];
+  for (let i = 0; i < fleet.clusterIds.length; i++) {
+    reads.push(() => arm.getCluster(fleet.clusterIds[i]), () => arm.getNsg(fleet.nsgIds[i]), () => arm.getVnet(fleet.vnetIds[i]));
+  }
+  const measured = Math.min(sample, reads.length);
+  const started = nowMs();
+  for (const read of reads.slice(0, measured)) await read();
+  const seconds = (nowMs() - started) / 1000;
+  return { seconds: (seconds * reads.length) / measured, armCalls: reads.length };
+}
+
+async function benchSweep(resources: number, options: BenchOptions): Promise<SweepFigures> {
+  const sandbox = await ArmSandbox.start({ latencyMs: options.latencyMs });
+  try {
+    options.progress(`sweep: seeding ${resources} resources over ${options.subscriptions} subscriptions…`);
+    const fleet = seedCompliantFleet(sandbox, resources, options.subscriptions, { indexNsgSubnets: true });
+    options.progress(`sweep: ${fleet.resources} resources, ${options.sweepConcurrency} subscriptions at a time…`);
+    const child = await runSweepChild({ endpoint: sandbox.endpoint, subscriptions: fleet.subscriptions, concurrency: options.sweepConcurrency });
+    if (child.errors.length) throw new Error(`bench: the sweep found non-compliant results on a compliant fleet: ${child.errors.join(' | ')}`);
+    options.progress(`sweep: naive baseline (${Math.min(options.naiveSample, fleet.resources)} GETs measured)…`);
+    const naive = await naiveRead(sandbox.endpoint, fleet, options.naiveSample);
+    return {
+      resources: fleet.resources,
+      subscriptions: options.subscriptions,
+      seconds: round(child.seconds, 2),
+      armCalls: child.armCalls,
+      armCallsLowerBound: listPagesNeeded(fleet, sandbox.pageSize),
+      peakRssMb: round(child.peakRssMb, 1),
+      naiveSeconds: round(naive.seconds, 1),
+      naiveArmCalls: naive.armCalls,
+    };
+  } finally {
+    await sandbox.stop();
+  }
+}
+
+// ---------------------------------------------------------------- cold start
+
+async function benchColdStart(options: BenchOptions): Promise<Record<string, number>> {
+  const names = COLD_START_ENTRIES.filter((n) => functionEntries().includes(n));
+  options.progress(`cold start: bundling ${names.join(', ')}…`);
+  const bundles = await buildFunctionBundles({ outDir: options.bundleDir, only: names });
+  const out: Record<string, number> = {};
+  for (const b of bundles) out[b.name] = round(measureModuleLoad(b.file, options.coldStartRuns), 0);
+  return out;
+}
+
+export async function runBenchmark(options: BenchOptions): Promise<BenchResult> {
+  const event = await benchEvents(options);
+  const sweep: SweepFigures[] = [];
+  for (const resources of options.resources) sweep.push(await benchSweep(resources, options));
+  const coldStartMs = await benchColdStart(options);
+  return { event, sweep, coldStartMs };
+}
+
+// ---------------------------------------------------------------- command line
+
+export function formatTable(r: BenchResult, options: Pick<BenchOptions, 'latencyMs' | 'naiveSample' | 'sweepConcurrency'>): string {
+  const lines: string[] = [];
+  const pad = (s: string | number, n: number) => String(s).padStart(n);
+  lines.push(`Event path (ARM round trip ${options.latencyMs} ms)`);
+  lines.push(`  ${'event'.padEnd(10)}${pad('ARM calls', 10)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('p50 wall', 10)}${pad('p99 wall', 10)}`);
+  for (const [kind, f] of Object.entries(r.event)) {
+    lines.push(`  ${kind.padEnd(10)}${pad(f.armCalls, 10)}${pad(f.p50Ms, 9)}${pad(f.p99Ms, 9)}${pad(f.p50WallMs, 10)}${pad(f.p99WallMs, 10)}`);
+  }
+  lines.push('  (p50/p99 exclude the time spent waiting on ARM; wall includes it)');
+  lines.push('');
+  lines.push(`Sweep (compliant fleets, ${options.sweepConcurrency} subscriptions at a time, as one Function instance takes them off the queue)`);
+  lines.push(`  ${pad('resources', 9)}${pad('subs', 6)}${pad('seconds', 9)}${pad('ARM calls', 11)}${pad('lower bound', 13)}${pad('peak RSS MB', 13)}${pad('naive s', 9)}${pad('naive calls', 13)}`);
+  for (const s of r.sweep) {
+    const extrapolated = s.naiveArmCalls > options.naiveSample ? '*' : ' ';
+    lines.push(`  ${pad(s.resources, 9)}${pad(s.subscriptions, 6)}${pad(s.seconds, 9)}${pad(s.armCalls, 11)}${pad(s.armCallsLowerBound, 13)}${pad(s.peakRssMb, 13)}${pad(s.naiveSeconds, 8)}${extrapolated}${pad(s.naiveArmCalls, 13)}`);
+  }
+  lines.push(`  (naive: one GET per resource, one at a time; * = ${options.naiveSample} GETs measured, the rest extrapolated linearly)`);
+  lines.push('');
+  lines.push('Module load of each bundled function (fresh Node process, median)');
+  for (const [name, ms] of Object.entries(r.coldStartMs)) lines.push(`  ${name.padEnd(20)}${pad(ms, 6)} ms`);
+  return lines.join('\n');
+}
+
+export const BENCH_USAGE = `Usage: npm run bench -- [--json] [--latency MS] [--resources N,N] [--subscriptions N]
+                      [--iterations N] [--naive-sample N] [--concurrency N] [--cold-start-runs N]
+  --json             print one JSON object on stdout (progress goes to stderr)
+  --latency MS       injected ARM round-trip latency of the sandbox (default 20)
+  --resources N,N    fleet sizes to sweep (default 1000,10000)
+  --subscriptions N  subscriptions the fleet is spread over (default 50)`;
+
+export function parseBenchArgs(argv: string[]): { json: boolean; help: boolean; options: Omit<BenchOptions, 'progress'> } {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        latency: { type: 'string' },
+        resources: { type: 'string' },
+        subscriptions: { type: 'string' },
+        iterations: { type: 'string' },
+        'naive-sample': { type: 'string' },
+        concurrency: { type: 'string' },
+        'cold-start-runs': { type: 'string' },
+      },
+    }));
+  } catch (err) {
+    throw new Error(`bench: ${(err as Error).message}\n${BENCH_USAGE}`);
+  }
+  const num = (name: string, def: number, min = 0) => {
+    const v = values[name];
+    if (v === undefined) return def;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min) throw new Error(`bench: --${name} "${String(v)}" must be a number ≥ ${min}`);
+    return n;
+  };
+  const resources = String(values.resources ?? '1000,10000').split(',').map((s) => Number(s.trim()));
+  if (resources.some((n) => !Number.isInteger(n) || n < 3)) throw new Error('bench: --resources takes a comma list of whole numbers ≥ 3');
+  return {
+    json: values.json === true,
+    help: values.help === true,
+    options: {
+      latencyMs: num('latency', 20),
+      resources,
+      subscriptions: num('subscriptions', 50, 1),
+      iterations: num('iterations', 50, 1),
+      naiveSample: num('naive-sample', 500, 1),
+      sweepConcurrency: num('concurrency', 16, 1),
+      coldStartRuns: num('cold-start-runs', 5, 1),
+      bundleDir: path.join(REPO_ROOT, 'node_modules', '.cache', 'aks-netguard', 'bench-bundles'),
+    },
+  };
+}
+
+async function main(argv: string[]): Promise<void> {
+  if (argv[0] === '--sweep-child') {
+    const input = JSON.parse(fs.readFileSync(0, 'utf8')) as SweepChildInput;
+    process.stdout.write(JSON.stringify(await sweepChild(input)));
+    return;
+  }
+  const { json, help, options } = parseBenchArgs(argv);
+  if (help) {
+    process.stdout.write(`${BENCH_USAGE}\n`);
+    return;
+  }
+  const started = nowMs();
+  // Progress goes to stderr: with --json, stdout carries the JSON object and nothing else.
+  const result = await runBenchmark({ ...options, progress: (line) => process.stderr.write(`[${((nowMs() - started) / 1000).toFixed(1)} s] ${line}\n`) });
+  if (json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  else process.stdout.write(`${formatTable(result, options)}\n\nTotal ${((nowMs() - started) / 1000).toFixed(0)} s on ${cpus().length} CPU(s), Node ${process.version}.\n`);
+}
+
+if (require.main === module && /(bench|run)\.[cm]?[jt]s$/.test(process.argv[1] ?? '')) {
+  main(process.argv.slice(2)).catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}
