@@ -63,14 +63,13 @@ export function seedCompliantCluster(sandbox: ArmSandbox, subscriptionId: string
  * About `resources` resources (a third each clusters, NSGs and VNets) spread evenly over
  * `subscriptionCount` subscriptions; every subscription is known to the sandbox, even an empty one.
  */
-export function seedCompliantFleet(sandbox: ArmSandbox, resources: number, subscriptionCount: number, options: { indexNsgSubnets?: boolean } = {}): SyntheticFleet {
+export function seedCompliantFleet(sandbox: ArmSandbox, resources: number, subscriptionCount: number): SyntheticFleet {
   const subscriptions = Array.from({ length: subscriptionCount }, (_, i) => benchSubscriptionId(i));
   for (const s of subscriptions) sandbox.addSubscription(s, `NetGuard bench ${s.slice(-4)}`);
   const clusters = Math.max(1, Math.round(resources / 3));
   const fleet: SyntheticFleet = { subscriptions, clusterIds: [], nsgIds: [], vnetIds: [], resources: 0 };
   const mesh = istioServiceMeshProfile();
   const all = Array.from({ length: clusters }, (_, i) => compliantClusterResources(subscriptions[i % subscriptionCount], i, mesh));
-  if (options.indexNsgSubnets) indexNsgSubnets(sandbox, all.map((r) => r.vnet));
   // NSGs first: the sandbox answers each put with the NSG's view, which (unindexed) scans every
   // stored resource for subnets pointing at it; stored before the VNets and clusters, the scans stay short.
   for (const r of all) sandbox.put(r.nsg);
@@ -102,24 +101,3 @@ export function listPagesNeeded(fleet: SyntheticFleet, pageSize: number): number
 }
 
 
-/**
- * Bench-only: the sandbox works out an NSG's `subnets` by scanning every stored resource, so serving
- * a list page of NSGs costs O(page × fleet) on the sandbox side; at 10,000 resources that is tens of
- * seconds of stand-in time that real ARM does not spend and that must not be counted as NetGuard's.
- * For a fleet whose subnets the benchmark never changes, the answer is looked up in an index built
- * once from the VNets. (Remove when the sandbox keeps such an index itself.)
- */
-function indexNsgSubnets(sandbox: ArmSandbox, vnets: ArmVirtualNetwork[]): void {
-  const byNsg = new Map<string, string[]>();
-  for (const vnet of vnets) {
-    for (const subnet of vnet.properties.subnets ?? []) {
-      const nsgId = subnet.properties?.networkSecurityGroup?.id?.toLowerCase();
-      if (!nsgId) continue;
-      if (!byNsg.has(nsgId)) byNsg.set(nsgId, []);
-      byNsg.get(nsgId)!.push(subnet.id);
-    }
-  }
-  const patched = sandbox as unknown as { subnetsPointingAt?: (nsgId: string) => string[] };
-  if (typeof patched.subnetsPointingAt !== 'function') return; // the sandbox changed: nothing to patch
-  patched.subnetsPointingAt = (nsgId: string) => [...(byNsg.get(nsgId.toLowerCase()) ?? [])];
-}

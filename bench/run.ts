@@ -20,6 +20,8 @@ import { processEventBatch } from '../shared/events/handler';
 import { parseEvents } from '../shared/events/parse';
 import type { Runtime } from '../shared/runtime';
 import { ArmSandbox } from '../shared/sandbox/armServer';
+import { startAzurite } from '../shared/store/azuriteProcess';
+import { TableStateStore } from '../shared/store/tables';
 import { loadAzureFixture } from '../shared/sandbox/fleet';
 import { sweepOneSubscription } from '../shared/sweep/fanout';
 import { benchSubscriptionId, listPagesNeeded, seedCompliantCluster, seedCompliantFleet, type SyntheticFleet } from './fleet';
@@ -122,18 +124,23 @@ function armEvent(verb: 'write' | 'delete', operationName: string, resourceId: s
 
 async function benchEvents(options: BenchOptions): Promise<BenchResult['event']> {
   const sandbox = await ArmSandbox.start({ latencyMs: options.latencyMs });
+  // As deployed: state and the topology cache in Azure Tables (a real Azurite), filled by one sweep.
+  const azurite = await startAzurite();
   try {
     // A subscription of twenty compliant clusters, plus one whose NSG loses NetGuard's rule before each drifted event.
     const sub = benchSubscriptionId(700);
     for (let i = 0; i < 20; i++) seedCompliantCluster(sandbox, sub, i);
     const target = seedCompliantCluster(sandbox, sub, 20);
     const ruleId = `${target.nsgId}/securityRules/aks-netguard-deny-node-ssh`;
-    const settings = loadSettings({ AKS_NETGUARD_ARM_ENDPOINT: sandbox.endpoint, AKS_NETGUARD_SUBSCRIPTIONS: sub });
+    // The same rule is deleted again and again on purpose: the flap guard must not step in here.
+    const settings = loadSettings({ AKS_NETGUARD_ARM_ENDPOINT: sandbox.endpoint, AKS_NETGUARD_SUBSCRIPTIONS: sub, AKS_NETGUARD_FLAP_COUNT: '1000000' });
     const arm = new ArmGateway({ endpoint: sandbox.endpoint, pollIntervalMs: 1 });
     const clock = new ArmBusyClock();
     arm.networkClient(sub).pipeline.addPolicy(clock.policy, { afterPhase: 'Sign' });
     arm.aksClient(sub).pipeline.addPolicy(clock.policy, { afterPhase: 'Sign' });
-    const runtime: Runtime = { settings, arm, engine: new Engine({ arm, settings }) };
+    const store = TableStateStore.fromConnectionString(azurite.connectionString, { tablePrefix: 'bench' });
+    const runtime: Runtime = { settings, arm, store, engine: new Engine({ arm, settings, store, topologyCache: store }) };
+    await runtime.engine.sweep([sub]);
 
     const storageAccount = `/subscriptions/${sub}/resourceGroups/rg-data/providers/Microsoft.Storage/storageAccounts/stnetguardbench`;
     const kinds: Record<keyof BenchResult['event'], { event: (n: number) => unknown; before?: () => void; check?: (report: Awaited<ReturnType<typeof processEventBatch>>) => void }> = {
@@ -186,6 +193,7 @@ async function benchEvents(options: BenchOptions): Promise<BenchResult['event']>
     return out;
   } finally {
     await sandbox.stop();
+    await azurite.stop();
   }
 }
 
@@ -261,7 +269,7 @@ async function benchSweep(resources: number, options: BenchOptions): Promise<Swe
   const sandbox = await ArmSandbox.start({ latencyMs: options.latencyMs });
   try {
     options.progress(`sweep: seeding ${resources} resources over ${options.subscriptions} subscriptions…`);
-    const fleet = seedCompliantFleet(sandbox, resources, options.subscriptions, { indexNsgSubnets: true });
+    const fleet = seedCompliantFleet(sandbox, resources, options.subscriptions);
     options.progress(`sweep: ${fleet.resources} resources, ${options.sweepConcurrency} subscriptions at a time…`);
     const child = await runSweepChild({ endpoint: sandbox.endpoint, subscriptions: fleet.subscriptions, concurrency: options.sweepConcurrency });
     if (child.errors.length) throw new Error(`bench: the sweep found non-compliant results on a compliant fleet: ${child.errors.join(' | ')}`);

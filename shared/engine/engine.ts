@@ -191,7 +191,8 @@ export class Engine {
       run.clusters++;
       let baseline: string[] | undefined;
       try {
-        baseline = await this.deps.store?.getBaseline(cluster.id);
+        // Only api-authorized-ranges uses the baseline: a network event does not pay for reading it.
+        if (!onlyControls || onlyControls.includes('api-authorized-ranges')) baseline = await this.deps.store?.getBaseline(cluster.id);
       } catch (err) {
         this.deps.warn?.(`Could not read the saved authorized IP ranges of ${cluster.id}: ${describeError(err)}`);
       }
@@ -392,13 +393,16 @@ export class Engine {
       if (!again || again.compliant) {
         if (applied.length === 0) return { action: 'none', status: 'compliant', detail: `${judgement.detail} It was repaired by someone else before NetGuard's write.` };
         const actor = run.actor ?? 'netguard (auto)';
-        await this.audit({ control: control.id, clusterId: judgement.clusterId, targetId: judgement.targetId, event: 'remediated', before: planBefore(first), after: planAfter(plan), actor, mode: run.actor ? 'approve' : 'auto', detail: applied.join(' Then: ') });
         const detail = `${judgement.detail} NetGuard fixed it: ${applied.join(' Then: ')}`;
         const finding: Finding = { control: control.id, resourceId: judgement.clusterId, targetId: judgement.targetId, status: 'drift', action: 'remediated', detail };
-        await this.notify({ kind: 'remediated', finding, change: plan, changedBy: run.changedBy, at: this.clock().toISOString() });
-        await this.deps.store?.recordRemediation(control.id, judgement.targetId, this.clock(), run.changedBy).catch((err: unknown) => {
-          this.deps.warn?.(`Could not record the fix of ${judgement.targetId} for the flap guard: ${describeError(err)}`);
-        });
+        // Independent records of the same fix: written together.
+        await Promise.all([
+          this.audit({ control: control.id, clusterId: judgement.clusterId, targetId: judgement.targetId, event: 'remediated', before: planBefore(first), after: planAfter(plan), actor, mode: run.actor ? 'approve' : 'auto', detail: applied.join(' Then: ') }),
+          this.notify({ kind: 'remediated', finding, change: plan, changedBy: run.changedBy, at: this.clock().toISOString() }),
+          this.deps.store?.recordRemediation(control.id, judgement.targetId, this.clock(), run.changedBy).catch((err: unknown) => {
+            this.deps.warn?.(`Could not record the fix of ${judgement.targetId} for the flap guard: ${describeError(err)}`);
+          }),
+        ]);
         return { action: 'remediated', detail };
       }
       const next = control.plan(again, refreshed);

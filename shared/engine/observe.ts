@@ -52,12 +52,18 @@ async function getOrUndefined<T>(read: () => Promise<T>): Promise<T | undefined>
 }
 
 /** Loads the cached clusters and every subnet they use; undefined when anything is missing. */
-async function clustersWithSubnets(cache: TopologyCacheStore, clusterIds: string[]): Promise<{ clusters: CachedCluster[]; subnets: Map<string, CachedSubnet> } | undefined> {
+async function clustersWithSubnets(
+  cache: TopologyCacheStore,
+  clusterIds: string[],
+  known: Map<string, CachedSubnet> = new Map(),
+): Promise<{ clusters: CachedCluster[]; subnets: Map<string, CachedSubnet> } | undefined> {
   const clusters = await cache.getCachedClusters(clusterIds);
   if (clusters.size !== new Set(clusterIds.map(idKey)).size) return undefined;
-  const subnetIds = [...clusters.values()].flatMap((c) => c.subnetIds);
-  const subnets = await cache.getCachedSubnets(subnetIds);
-  if (subnets.size !== new Set(subnetIds.map(idKey)).size) return undefined;
+  const subnetIds = [...new Set([...clusters.values()].flatMap((c) => c.subnetIds).map(idKey))];
+  const missing = subnetIds.filter((id) => !known.has(id));
+  const subnets = new Map(known);
+  if (missing.length) for (const [k, v] of await cache.getCachedSubnets(missing)) subnets.set(k, v);
+  if (subnetIds.some((id) => !subnets.has(id))) return undefined;
   return { clusters: [...clusters.values()], subnets };
 }
 
@@ -143,7 +149,7 @@ export async function observeFromCache(arm: ArmGateway, cache: TopologyCacheStor
     if ([...attachedSubnets.values()].some((s) => idKey(s.nsgId ?? '') !== idKey(nsg.id))) return undefined;
     const clusterIds = [...attachedSubnets.values()].flatMap((s) => s.clusterIds);
     if (clusterIds.length === 0) return observed([], [], [nsg], true, new Set([idKey(nsg.id)]));
-    const loaded = await clustersWithSubnets(cache, clusterIds);
+    const loaded = await clustersWithSubnets(cache, clusterIds, attachedSubnets);
     if (!loaded) return undefined;
     return observed(loaded.clusters.map((c) => c.cluster), [...loaded.subnets.values()], [nsg], true, new Set([idKey(nsg.id)]));
   }

@@ -167,6 +167,9 @@ interface ParsedRoute {
 }
 
 export class ArmSandbox {
+  /** Bumped by every write; derived indexes are rebuilt when it moves. */
+  private generation = 0;
+  private nsgSubnets?: { generation: number; byNsg: Map<string, string[]> };
   /** Every request, in arrival order. */
   readonly requests: RecordedRequest[] = [];
   latencyMs: number;
@@ -311,6 +314,7 @@ export class ArmSandbox {
    * Returns what a GET would now answer.
    */
   put<T extends { id: string }>(resource: T): T {
+    this.generation++;
     const id = resource.id;
     const parsed = parseResourceId(id);
     if (!this.subscriptions.has(idKey(parsed.subscriptionId))) this.addSubscription(parsed.subscriptionId);
@@ -352,6 +356,7 @@ export class ArmSandbox {
 
   /** Removes a resource (children go with their parent). True when it existed. */
   remove(id: string): boolean {
+    this.generation++;
     const type = typeKeyOf(id);
     if (TOP_TYPES[type]) return this.resources.delete(idKey(id));
     const child = CHILD_TYPES[type];
@@ -605,6 +610,7 @@ export class ArmSandbox {
   }
 
   private putTop(record: RecordedRequest, kind: TopKind, urlId: string): Answer {
+    this.generation++;
     const body = requireObjectBody(record.body);
     const existing = this.resources.get(idKey(urlId));
     checkPreconditions(record, existing ? etagOfTop(existing) : undefined, !!existing, urlId);
@@ -622,6 +628,7 @@ export class ArmSandbox {
   }
 
   private deleteTop(record: RecordedRequest, urlId: string): Answer {
+    this.generation++;
     const existing = this.resources.get(idKey(urlId));
     checkPreconditions(record, existing ? etagOfTop(existing) : undefined, !!existing, urlId);
     const existed = this.resources.delete(idKey(urlId));
@@ -762,6 +769,7 @@ export class ArmSandbox {
 
   /** Inserts or replaces a child inside its parent; network parents and all their children get one new ETag. */
   private writeChild(parent: AnyTop, child: ChildType, id: string, body: WireObject, etag: string | undefined): void {
+    this.generation++;
     const name = lastOf(id);
     const props = parent.properties as WireObject;
     const list = asArray(props[child.arrayProp]);
@@ -786,6 +794,7 @@ export class ArmSandbox {
   }
 
   private deleteChild(parent: AnyTop, child: ChildType, name: string): boolean {
+    this.generation++;
     const props = parent.properties as WireObject;
     const list = asArray(props[child.arrayProp]);
     const kept = list.filter((c) => idKey(String(c.name)) !== idKey(name));
@@ -828,16 +837,22 @@ export class ArmSandbox {
     return { id: `${parent.id}/agentPools/${String(name)}`, name, type: child.wireType, properties: settings };
   }
 
+  /** NSG → the subnets that point at it; rebuilt after any write (so a list page stays cheap at scale). */
   private subnetsPointingAt(nsgId: string): string[] {
-    const ids: string[] = [];
-    for (const r of this.resources.values()) {
-      if (typeKeyOf(r.id) !== 'microsoft.network/virtualnetworks') continue;
-      for (const subnet of (r as ArmVirtualNetwork).properties.subnets ?? []) {
-        const ref = subnet.properties?.networkSecurityGroup?.id;
-        if (ref && idKey(ref) === idKey(nsgId)) ids.push(subnet.id);
+    if (!this.nsgSubnets || this.nsgSubnets.generation !== this.generation) {
+      const byNsg = new Map<string, string[]>();
+      for (const r of this.resources.values()) {
+        if (typeKeyOf(r.id) !== 'microsoft.network/virtualnetworks') continue;
+        for (const subnet of (r as ArmVirtualNetwork).properties.subnets ?? []) {
+          const ref = subnet.properties?.networkSecurityGroup?.id;
+          if (!ref) continue;
+          if (!byNsg.has(idKey(ref))) byNsg.set(idKey(ref), []);
+          byNsg.get(idKey(ref))!.push(subnet.id);
+        }
       }
+      this.nsgSubnets = { generation: this.generation, byNsg };
     }
-    return ids;
+    return [...(this.nsgSubnets.byNsg.get(idKey(nsgId)) ?? [])];
   }
 }
 

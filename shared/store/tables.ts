@@ -135,6 +135,7 @@ export type TableClientFactory = (tableName: string) => TableClient;
 
 export class TableStateStore implements StateStore, TopologyCacheStore {
   private readonly clients: Record<TableKind, TableClient>;
+  private readonly knownTopologies = new Set<string>();
 
   /** Usually built with fromConnectionString, fromAccountUrl or storeFromEnvironment. */
   constructor(makeClient: TableClientFactory, options: TableStoreOptions = {}) {
@@ -246,7 +247,12 @@ export class TableStateStore implements StateStore, TopologyCacheStore {
   }
 
   async hasTopology(subscriptionId: string): Promise<boolean> {
-    return !!(await this.getRow('topology', topologyPartition(subscriptionId), 'marker'));
+    // Once a sweep has filled a subscription's topology it stays filled: remember the yes.
+    const key = topologyPartition(subscriptionId);
+    if (this.knownTopologies.has(key)) return true;
+    const found = !!(await this.getRow('topology', key, 'marker'));
+    if (found) this.knownTopologies.add(key);
+    return found;
   }
 
   async getCachedClusters(ids: string[]): Promise<Map<string, CachedCluster>> {
