@@ -141,7 +141,10 @@ export async function observeFromCache(arm: ArmGateway, cache: TopologyCacheStor
   if (what.kind === 'nsg') {
     const nsg = await getOrUndefined(() => arm.getNsg(what.id));
     if (!nsg) return observed([], [], [], true, new Set([idKey(what.id)])); // an attached NSG cannot be deleted
-    const attached = (nsg.properties?.subnets ?? []).map((s) => s.id);
+    // The subnets an NSG guards come back with it. Without that list (no subnet attached, or an ARM
+    // front that omits it) the cache cannot tell which clusters are behind it: read everything.
+    if (!Array.isArray(nsg.properties?.subnets)) return undefined;
+    const attached = nsg.properties.subnets.map((s) => s.id);
     const attachedSubnets = await cache.getCachedSubnets(attached);
     // The live NSG says which subnets it guards: a subnet the cache has never seen, or one it
     // remembers with another NSG, means the cache is stale (a missed event): read everything.

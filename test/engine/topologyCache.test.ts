@@ -131,3 +131,19 @@ test('an event about a subnet the cache has never seen falls back to reading the
   expect(report.findings).toHaveLength(0); // no cluster uses it
   expect(arm.calls.total).toBeGreaterThanOrEqual(3); // the three subscription lists
 });
+
+test('an NSG read without its subnets list (as some ARM fronts answer) is judged from a full read, not guessed', async () => {
+  // A stand-in that does not fill in NSG → subnet back-references: the sandbox answer, minus `subnets`.
+  const nsgId = seeded('a').nsgIds[0];
+  sandbox.remove(`${nsgId}/securityRules/${NETGUARD_SSH_RULE_NAME}`);
+  const { arm, engine } = rig(true);
+  const original = arm.getNsg.bind(arm);
+  arm.getNsg = async (id: string) => {
+    const nsg = await original(id);
+    delete (nsg.properties as { subnets?: unknown }).subnets;
+    return nsg;
+  };
+  const report = await engine.reconcile(nsgId);
+  expect(report.findings).toHaveLength(1);
+  expect(report.findings[0]).toMatchObject({ control: 'node-ssh-deny', status: 'drift', action: 'remediated' });
+});
