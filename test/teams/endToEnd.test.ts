@@ -1,0 +1,101 @@
+// The whole approval loop with nothing stood in for NetGuard itself: a sweep of the sandbox fleet
+// requests approvals, the cards reach Teams (connector stand-in), an approver clicks, the real engine
+// re-reads the cluster in the ARM sandbox and applies the fix; an exemption granted from Teams
+// makes the next sweep report `exempt`.
+import { ArmGateway } from '../../shared/azure/arm';
+import type { ArmManagedCluster } from '../../shared/azure/armTypes';
+import { loadSettings } from '../../shared/config';
+import { Engine } from '../../shared/engine/engine';
+import { deliverNotice } from '../../shared/notify/queueSink';
+import { ArmSandbox } from '../../shared/sandbox/armServer';
+import { seedDriftedFleet, type SeededFleet } from '../../shared/sandbox/fleet';
+import type { ApprovalRecord } from '../../shared/store/types';
+import type { ApprovalActionData } from '../../shared/teams/cards';
+import { teamsNoticeChannels } from '../../shared/teams/delivery';
+import type { AzuriteInstance } from '../helpers/azurite';
+import { APPROVER, cardClick, channelMessage, startAzurite, startHarness, type Harness } from './harness';
+
+const CHANNEL = '19:eeee0000000000000000000000000005@thread.tacv2';
+let azurite: AzuriteInstance;
+let sandbox: ArmSandbox;
+let fleet: SeededFleet;
+let h: Harness;
+let engine: Engine;
+
+beforeAll(async () => {
+  azurite = await startAzurite();
+}, 60_000);
+afterAll(async () => {
+  await azurite?.stop();
+});
+beforeEach(async () => {
+  sandbox = await ArmSandbox.start({ lroPolls: 1 });
+  fleet = seedDriftedFleet(sandbox);
+  // The bot's executor is the real engine, sharing the bot's store and its exemptions.
+  let real: Engine | undefined;
+  h = await startHarness(azurite, { approvers: [APPROVER], executor: { executeApproval: (a, by) => real!.executeApproval(a, by) } });
+  const settings = loadSettings({ AKS_NETGUARD_ARM_ENDPOINT: sandbox.endpoint, AKS_NETGUARD_APPROVERS: APPROVER, AKS_NETGUARD_AUTHORIZED_IP_RANGES: '203.0.113.0/24' });
+  const arm = new ArmGateway({ endpoint: sandbox.endpoint, pollIntervalMs: 5 });
+  engine = real = new Engine({ arm, settings, store: h.store, exemptions: h.tables });
+  await h.post(channelMessage(h, 'subscribe', CHANNEL));
+  h.connector.calls.length = 0;
+});
+afterEach(async () => {
+  await h.connector.stop();
+  await sandbox.stop();
+});
+
+const clusterOf = (label: string) => fleet.clusters.find((c) => c.label === label)!.clusterId;
+
+async function deliverAndGetButtons(approval: ApprovalRecord) {
+  await deliverNotice({ kind: 'approval-requested', approval }, { channels: teamsNoticeChannels(h.bot, h.store, h.tables), store: h.store });
+  const posted = h.connector.posted();
+  const copy = posted[posted.length - 1];
+  const card = copy.body.attachments[0].content;
+  const actions = card.body.find((e: any) => e.type === 'ActionSet').actions as Array<{ verb: string; data: ApprovalActionData }>;
+  const button = (action: ApprovalActionData['action']) => actions.find((b) => b.data.action === action)!;
+  return { copy, button, activityId: `1:${posted.length}` };
+}
+
+function click(copy: { conversationId: string }, activityId: string, b: { verb: string; data: unknown }) {
+  return h.post(cardClick(h, { replyToId: activityId, conversationId: copy.conversationId, verb: b.verb, data: b.data }));
+}
+
+test('a sweep asks, an approver approves in Teams, and the engine applies the fix to the cluster', async () => {
+  const e = clusterOf('e'); // httpApplicationRouting enabled; the control's default mode is approve
+  await engine.sweep([fleet.subscriptionId]);
+  const approval = (await h.store.listApprovals('pending')).find((a) => a.control === 'http-application-routing' && a.clusterId === e)!;
+  expect(approval).toBeDefined();
+  expect(sandbox.get<ArmManagedCluster>(e)!.properties.addonProfiles!.httpApplicationRouting.enabled).toBe(true);
+
+  const { copy, button, activityId } = await deliverAndGetButtons(approval);
+  const res = await click(copy, activityId, button('approve'));
+  expect(res.status).toBe(200);
+  expect(JSON.stringify(res.body.value)).toMatch(/Approved by .* at .*: done/);
+
+  // The cluster in ARM now has the add-on disabled, written with If-Match, everything else as it was.
+  expect(sandbox.get<ArmManagedCluster>(e)!.properties.addonProfiles!.httpApplicationRouting.enabled).toBe(false);
+  const put = sandbox.findRequests({ method: 'PUT' }).find((r) => r.path.toLowerCase() === e.toLowerCase())!;
+  expect(put.headers['if-match']).toBeTruthy();
+  expect((await h.store.getApproval(approval.id))?.state).toBe('approved');
+
+  const next = await engine.sweep([fleet.subscriptionId]);
+  expect(next.findings.find((f) => f.control === 'http-application-routing' && f.resourceId === e)).toMatchObject({ status: 'compliant' });
+}, 60_000);
+
+test('exempt from Teams: nothing is changed and the next sweep reports the finding as exempt', async () => {
+  const d = clusterOf('d'); // authorized ranges cleared
+  await engine.sweep([fleet.subscriptionId]);
+  const approval = (await h.store.listApprovals('pending')).find((a) => a.control === 'api-authorized-ranges' && a.clusterId === d)!;
+  expect(approval).toBeDefined();
+  const { copy, button, activityId } = await deliverAndGetButtons(approval);
+  sandbox.resetRequests();
+  await click(copy, activityId, button('exempt'));
+  expect(sandbox.findRequests({ method: 'PUT' })).toHaveLength(0);
+
+  const next = await engine.sweep([fleet.subscriptionId]);
+  const finding = next.findings.find((f) => f.control === 'api-authorized-ranges' && f.resourceId === d)!;
+  expect(finding).toMatchObject({ status: 'exempt', action: 'skipped' });
+  expect(finding.detail).toMatch(/Exempted in Teams by .* until /);
+  expect(sandbox.findRequests({ method: 'PUT' }).filter((r) => r.path.toLowerCase() === d.toLowerCase())).toHaveLength(0);
+}, 60_000);
