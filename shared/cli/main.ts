@@ -101,7 +101,7 @@ async function runServe(io: CliIo, opts: { port: string }): Promise<number> {
     port,
     runtime,
     log: (l) => io.stderr(`${l}\n`),
-    messages: loadTeamsHandler,
+    messages: () => loadTeamsHandler(io.env),
   });
   io.stdout(`NetGuard is serving on ${server.url}: POST ${server.url}/api/events (Event Grid), POST ${server.url}/api/messages (Teams). Ctrl-C stops it.\n`);
   await (io.untilInterrupted?.() ?? new Promise<void>(() => undefined));
@@ -111,8 +111,9 @@ async function runServe(io: CliIo, opts: { port: string }): Promise<number> {
 }
 
 /** The Teams bot, imported only when /api/messages is first called (the Teams SDK is slow to load). */
-async function loadTeamsHandler(): Promise<MessagesHandler> {
-  const host = await import('../teams/host');
+async function loadTeamsHandler(env: NodeJS.ProcessEnv): Promise<MessagesHandler> {
+  const { createTeamsHost } = await import('../teams/host');
+  let host: ReturnType<typeof createTeamsHost> | undefined;
   return async (req) => {
     let body: unknown;
     try {
@@ -120,7 +121,8 @@ async function loadTeamsHandler(): Promise<MessagesHandler> {
     } catch {
       return { status: 400, body: JSON.stringify({ error: 'The body is not JSON.' }), headers: { 'content-type': 'application/json' } };
     }
-    return host.handleBotRequest({ method: req.method, headers: req.headers, body }, (line) => process.stderr.write(`${line}\n`));
+    host ??= createTeamsHost(env, (line) => process.stderr.write(`${line}\n`));
+    return host.bot.process({ method: req.method, headers: req.headers, body });
   };
 }
 

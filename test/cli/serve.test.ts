@@ -147,3 +147,36 @@ test('`aks-netguard serve --port 0` prints where it listens, serves the webhook 
     await running.catch(() => undefined);
   }
 });
+
+test('`serve` also answers the Teams bot on POST /api/messages, with the same bot as the function (subscribe → stored, reply sent)', async () => {
+  const { ConnectorStandIn } = await import('../teams/connectorStandIn');
+  const { fixture } = await import('../teams/harness');
+  const connector = await ConnectorStandIn.start();
+  let stdout = '';
+  let interrupt!: () => void;
+  const interrupted = new Promise<void>((resolve) => (interrupt = resolve));
+  const running = runCli(['serve', '--port', '0'], {
+    stdout: (t) => (stdout += t),
+    stderr: () => undefined,
+    env: { AKS_NETGUARD_ARM_ENDPOINT: sandbox.endpoint, AzureWebJobsStorage: azurite.connectionString },
+    untilInterrupted: () => interrupted,
+  });
+  try {
+    for (let i = 0; i < 200 && !/serving on/.test(stdout); i++) await new Promise((r) => setTimeout(r, 10));
+    const url = /serving on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)![1];
+    const activity = fixture('teams.net_message_channel_mention.json');
+    activity.serviceUrl = connector.serviceUrl;
+    activity.text = '<at>NetGuard</at> help';
+    const res = await fetch(`${url}/api/messages`, { method: 'POST', body: JSON.stringify(activity), headers: { 'content-type': 'application/json' } });
+    expect(res.status).toBe(200);
+    const replies = connector.posted();
+    expect(replies).toHaveLength(1);
+    expect(JSON.stringify(replies[0].body)).toMatch(/subscribe/i);
+    // Not JSON: refused before the bot.
+    expect((await fetch(`${url}/api/messages`, { method: 'POST', body: '{', headers: { 'content-type': 'application/json' } })).status).toBe(400);
+  } finally {
+    interrupt();
+    await running.catch(() => undefined);
+    await connector.stop();
+  }
+}, 60_000);
