@@ -42,8 +42,9 @@ param flapWindowMinutes int = 60
 @minValue(1)
 param approvalTtlHours int = 24
 
+// 22 by default: the Azure SDK packages NetGuard uses declare Node >= 22 (they run on 20 today).
 @allowed([ '20', '22' ])
-param nodeVersion string = '20'
+param nodeVersion string = '22'
 
 @allowed([ 'F0', 'S1' ])
 @description('Azure Bot pricing tier; Teams is a standard channel, free on F0.')
