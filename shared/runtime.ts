@@ -4,6 +4,8 @@ import type { TopologyCacheStore } from './azure/topologyCache';
 import { loadSettings, type Settings } from './config';
 import { Engine, type ExemptionSource } from './engine/engine';
 import { noticeSinkFromEnvironment } from './notify/queueSink';
+import type { DeferredUpdateSink } from './engine/deferred';
+import { VerifyQueue } from './store/verifyQueue';
 // Only data-tables at run time: the Teams SDK is referenced there as types, never loaded.
 import { teamsTablesFromEnvironment } from './teams/channels';
 import type { NoticeSink } from './notify/types';
@@ -27,6 +29,8 @@ export interface RuntimeOptions {
   store?: StateStore;
   notices?: NoticeSink;
   exemptions?: ExemptionSource;
+  /** Start cluster updates and verify them from the verify queue instead of waiting (functions). */
+  deferClusterUpdates?: boolean | DeferredUpdateSink;
   pollIntervalMs?: number;
   clock?: () => Date;
 }
@@ -41,7 +45,9 @@ export function createRuntime(options: RuntimeOptions = {}): Runtime {
   const exemptions = options.exemptions ?? teamsTablesFromEnvironment(env);
   const topologyCache = store && isTopologyCache(store) ? store : undefined;
   const clock = options.clock ?? (() => new Date());
-  const engine = new Engine({ arm, settings, store, topologyCache, notices, exemptions, progress: options.progress, warn: options.warn, clock });
+  const deferClusterUpdates =
+    options.deferClusterUpdates === true ? VerifyQueue.fromEnvironment(env) : options.deferClusterUpdates || undefined;
+  const engine = new Engine({ arm, settings, store, topologyCache, notices, exemptions, deferClusterUpdates, progress: options.progress, warn: options.warn, clock });
   return { settings, arm, store, engine, notices, clock };
 }
 
@@ -53,7 +59,7 @@ let cached: Runtime | undefined;
 
 /** One runtime per Function App instance, built on first use (not at import: cold starts stay cheap). */
 export function functionRuntime(): Runtime {
-  cached ??= createRuntime({ warn: (line) => console.warn(line) });
+  cached ??= createRuntime({ warn: (line) => console.warn(line), deferClusterUpdates: true });
   return cached;
 }
 

@@ -42,11 +42,16 @@ resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-0
   name: 'default'
 }
 
-// The daily sweep fans out one message per subscription; sweepSubscription takes them one by one.
-resource sweepQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+// The queues the functions listen on (test/infra checks this list against the code):
+// netguard-sweep: one message per subscription of the daily sweep (sweepSubscription);
+// netguard-notices: approval requests, notices and digests for Teams (deliverNotices);
+// netguard-verify: started cluster updates waiting to be verified (verifyClusterUpdates).
+var queueNames = [ 'netguard-sweep', 'netguard-notices', 'netguard-verify' ]
+
+resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [for name in queueNames: {
   parent: queueService
-  name: 'netguard-sweep'
-}
+  name: name
+}]
 
 output id string = storage.id
 output name string = storage.name

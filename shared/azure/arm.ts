@@ -341,24 +341,34 @@ export class ArmGateway {
     return { resourceId: cluster.id, statusUrl, retryAfterMs: Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined };
   }
 
+  /**
+   * One look at a long-running operation: 'InProgress', 'Succeeded', or throws ArmError when it
+   * ended Failed or Canceled. With no status URL the write completed when the PUT answered.
+   */
+  async operationStatus(op: StartedOperation): Promise<{ status: 'InProgress' | 'Succeeded'; retryAfterMs?: number }> {
+    if (!op.statusUrl) return { status: 'Succeeded' };
+    const r = await this.send('GET', op.statusUrl, AKS_API_VERSION, this.pipelineFor(op.resourceId));
+    // Azure-AsyncOperation answers {status}; a Location URL answers 202 until done, then 200.
+    const status = String(r.body?.status ?? (r.status === 200 ? 'Succeeded' : 'InProgress'));
+    if (/^(failed|canceled|cancelled)$/i.test(status)) {
+      throw new ArmError(undefined, r.body?.error?.code, `The update of ${op.resourceId} ended ${status}: ${r.body?.error?.message ?? 'no reason given'}`);
+    }
+    const ra = Number(r.headers['retry-after']);
+    return { status: /^succeeded$/i.test(status) ? 'Succeeded' : 'InProgress', retryAfterMs: Number.isFinite(ra) && ra > 0 ? ra * 1000 : undefined };
+  }
+
   /** Polls a long-running operation to its end; onProgress is called on every poll (CLI progress). */
   async waitForOperation(op: StartedOperation, onProgress?: (status: string) => void, timeoutMs = 30 * 60_000): Promise<void> {
     if (!op.statusUrl) return;
     const deadline = Date.now() + timeoutMs;
-    const pipeline = this.pipelineFor(op.resourceId);
     let delay = op.retryAfterMs ?? this.pollIntervalMs;
     for (;;) {
       await new Promise((r) => setTimeout(r, delay));
-      const r = await this.send('GET', op.statusUrl, AKS_API_VERSION, pipeline);
-      const status = String(r.body?.status ?? (r.status === 200 ? 'Succeeded' : 'InProgress'));
+      const { status, retryAfterMs } = await this.operationStatus(op);
       onProgress?.(status);
-      if (/^succeeded$/i.test(status)) return;
-      if (/^(failed|canceled|cancelled)$/i.test(status)) {
-        throw new ArmError(undefined, r.body?.error?.code, `The update of ${op.resourceId} ended ${status}: ${r.body?.error?.message ?? 'no reason given'}`);
-      }
+      if (status === 'Succeeded') return;
       if (Date.now() > deadline) throw new ArmError(408, 'Timeout', `The update of ${op.resourceId} did not finish in time.`);
-      const ra = Number(r.headers['retry-after']);
-      delay = Number.isFinite(ra) && ra > 0 ? ra * 1000 : this.pollIntervalMs;
+      delay = retryAfterMs ?? this.pollIntervalMs;
     }
   }
 }

@@ -2,7 +2,7 @@
 // An event is only a hint of which resources to look at; every run re-reads live state and acts only
 // on the difference, so running twice changes nothing.
 import pLimit from 'p-limit';
-import type { ArmGateway } from '../azure/arm';
+import type { ArmGateway, StartedOperation } from '../azure/arm';
 import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmSecurityRule } from '../azure/armTypes';
 import { ArmError, ConcurrencyError, VerificationError, classifyError, describeError } from '../azure/errors';
 import { idKey, sameId, subscriptionOf } from '../azure/ids';
@@ -10,12 +10,13 @@ import { TopologyIndex, type Inventory } from '../azure/topology';
 import type { Settings } from '../config';
 import { knownGoodRanges } from '../controls/apiAuthorizedRanges';
 import { CONTROLS } from '../controls/index';
-import type { ClusterObservation, Control, Judgement, PlannedChange } from '../controls/types';
+import type { ClusterObservation, ClusterPropertyChange, Control, Judgement, PlannedChange } from '../controls/types';
 import type { Notice, NoticeSink } from '../notify/types';
 import type { ApprovalRecord, StateStore } from '../store/types';
 import { summarize, type ControlId, type Finding, type FindingAction, type FindingStatus, type Mode, type RunReport } from '../types';
 import { resolveMode } from './modes';
 import { observeFromCache, type Observed } from './observe';
+import { VERIFY_DELAY_SECONDS, type DeferredUpdateSink, type PendingClusterUpdate } from './deferred';
 import { cacheEntriesOf, type TopologyCacheStore } from '../azure/topologyCache';
 import { StoreError } from '../store/tables';
 
@@ -40,6 +41,11 @@ export interface EngineDeps {
   topologyCache?: TopologyCacheStore;
   /** Exemptions granted from Teams ("Exempt for 7 days"), with their expiry. */
   exemptions?: ExemptionSource;
+  /**
+   * Set in the Function App: cluster updates are started and queued for verification instead of
+   * awaited (they take minutes). The CLI leaves it unset and waits, with progress.
+   */
+  deferClusterUpdates?: DeferredUpdateSink;
   /** Where approval requests and remediation notices go (Teams delivery happens elsewhere). */
   notices?: NoticeSink;
 }
@@ -60,6 +66,8 @@ interface TargetOutcome {
   action: FindingAction;
   status?: FindingStatus;
   detail: string;
+  /** A cluster update was started and queued for verification (functions). */
+  started?: boolean;
 }
 
 class Run {
@@ -376,6 +384,29 @@ export class Engine {
       try {
         this.deps.progress?.(`${control.id}: ${plan.summary}`);
         run.writes++;
+        const defer = this.deps.deferClusterUpdates;
+        if (plan.kind === 'cluster-property' && defer) {
+          const operation = await this.startClusterUpdate(plan, observation);
+          const pending: PendingClusterUpdate = {
+            control: control.id,
+            clusterId: judgement.clusterId,
+            targetId: judgement.targetId,
+            operation,
+            change: plan,
+            detail: judgement.detail,
+            actor: run.actor,
+            changedBy: run.changedBy,
+            startedAt: this.clock().toISOString(),
+            attempt: 1,
+          };
+          await defer.enqueue(pending, (operation.retryAfterMs ?? VERIFY_DELAY_SECONDS * 1000) / 1000);
+          await this.audit({ control: control.id, clusterId: judgement.clusterId, targetId: judgement.targetId, event: 'update-started', before: plan.before, after: plan.after, actor: run.actor ?? 'netguard (auto)', detail: plan.summary });
+          return {
+            action: 'reported',
+            started: true,
+            detail: `${judgement.detail} NetGuard started the fix (${lowerFirst(plan.summary)}); AKS takes minutes, so it verifies the update when it ends and reports it remediated then.`,
+          };
+        }
         readBack = await this.apply(plan, observation);
         applied.push(plan.summary);
       } catch (err) {
@@ -427,8 +458,19 @@ export class Engine {
     if (plan.kind === 'security-rule') {
       return arm.putSecurityRule(plan.nsgId, plan.ruleName, plan.after, plan.ifMatch);
     }
-    // A cluster goes back exactly as it was read, with only the drifted property changed, and
-    // If-Match on the ETag that was read. A list answer without an ETag is re-read first.
+    const op = await this.startClusterUpdate(plan, observation);
+    const name = observation.cluster.name;
+    this.deps.progress?.(`Waiting for ${name} to finish updating (AKS updates take minutes)…`);
+    await arm.waitForOperation(op, (s) => this.deps.progress?.(`  ${name}: ${s}`));
+    return undefined;
+  }
+
+  /**
+   * A cluster goes back exactly as it was read, with only the drifted property changed, and If-Match
+   * on the ETag that was read. A list answer without an ETag is re-read first.
+   */
+  private async startClusterUpdate(plan: ClusterPropertyChange, observation: ClusterObservation): Promise<StartedOperation> {
+    const arm = this.deps.arm;
     let cluster: ArmManagedCluster = structuredClone(observation.cluster);
     let ifMatch = plan.ifMatch ?? cluster.eTag;
     if (!ifMatch) {
@@ -437,10 +479,50 @@ export class Engine {
       ifMatch = fresh.etag;
     }
     setPath(cluster, plan.path, plan.after);
-    const op = await arm.startClusterUpdate(cluster, ifMatch);
-    this.deps.progress?.(`Waiting for ${cluster.name} to finish updating (AKS updates take minutes)…`);
-    await arm.waitForOperation(op, (s) => this.deps.progress?.(`  ${cluster.name}: ${s}`));
-    return undefined;
+    return arm.startClusterUpdate(cluster, ifMatch);
+  }
+
+  /**
+   * A later look at a started cluster update (the verify queue): still running, or re-read, re-judged
+   * and recorded — remediated only when the control now finds the cluster compliant.
+   */
+  async verifyClusterUpdate(update: PendingClusterUpdate): Promise<{ state: 'pending' | 'remediated' | 'failed'; detail: string; retryAfterMs?: number }> {
+    const base = { control: update.control, clusterId: update.clusterId, targetId: update.targetId };
+    const actor = update.actor ?? 'netguard (auto)';
+    const fail = async (detail: string, event: string) => {
+      await this.audit({ ...base, event, after: update.change.after, actor, detail });
+      await this.record([{ control: update.control, resourceId: update.clusterId, targetId: update.targetId, status: 'error', action: 'none', detail: `${update.detail} ${detail}` }]);
+      return { state: 'failed' as const, detail };
+    };
+    let status: Awaited<ReturnType<ArmGateway['operationStatus']>>;
+    try {
+      status = await this.deps.arm.operationStatus(update.operation);
+    } catch (err) {
+      if (classifyError(err) === 'retryable') throw err;
+      return fail(`The update did not succeed: ${describeError(err)}`, 'write-failed');
+    }
+    if (status.status === 'InProgress') return { state: 'pending', detail: 'The update is still running.', retryAfterMs: status.retryAfterMs };
+
+    const control = CONTROLS.find((c) => c.id === update.control);
+    const { cluster } = await this.deps.arm.getCluster(update.clusterId);
+    const observation: ClusterObservation = {
+      cluster,
+      topology: new TopologyIndex({ clusters: [cluster], nsgs: [], vnets: [] }),
+      fallbackAuthorizedRanges: this.deps.settings.authorizedIpRanges,
+    };
+    const judgement = control?.evaluate(observation).find((j) => sameId(j.targetId, update.targetId));
+    if (!judgement || !judgement.compliant) {
+      return fail(`Azure finished the update, but re-reading shows it did not take: ${judgement?.detail ?? 'no verdict'}`, 'verify-failed');
+    }
+    const detail = `${update.detail} NetGuard fixed it: ${update.change.summary}`;
+    const finding: Finding = { control: update.control, resourceId: update.clusterId, targetId: update.targetId, status: 'drift', action: 'remediated', detail };
+    await Promise.all([
+      this.audit({ ...base, event: 'remediated', before: update.change.before, after: update.change.after, actor, mode: update.actor ? 'approve' : 'auto', detail: update.change.summary }),
+      this.notify({ kind: 'remediated', finding, change: update.change, changedBy: update.changedBy, at: this.clock().toISOString() }),
+      this.deps.store?.recordRemediation(update.control, update.targetId, this.clock(), update.changedBy).catch(() => undefined),
+      this.record([finding]),
+    ]);
+    return { state: 'remediated', detail };
   }
 
   /** Re-reads what a judgement depends on and returns an observation with it replaced. */
@@ -489,7 +571,7 @@ export class Engine {
    * Applies an approved fix, but only if it is still the right one: the resource is re-read and the
    * control re-judged; a drift that is gone or has changed is reported and nothing is applied.
    */
-  async executeApproval(approval: ApprovalRecord, decidedBy: string): Promise<{ result: 'applied' | 'gone' | 'changed' | 'failed'; detail: string }> {
+  async executeApproval(approval: ApprovalRecord, decidedBy: string): Promise<{ result: 'applied' | 'started' | 'gone' | 'changed' | 'failed'; detail: string }> {
     const control = CONTROLS.find((c) => c.id === approval.control);
     if (!control) return { result: 'failed', detail: `Unknown control ${approval.control}.` };
     let inventory: Inventory;
@@ -521,6 +603,7 @@ export class Engine {
     try {
       const outcome = await this.remediate(run, control, judgement, observation, plan, true);
       if (outcome.action === 'remediated') return { result: 'applied', detail: outcome.detail };
+      if (outcome.started) return { result: 'started', detail: outcome.detail };
       return { result: 'failed', detail: outcome.detail };
     } catch (err) {
       return { result: 'failed', detail: `The fix failed: ${describeError(err)}` };

@@ -22,7 +22,7 @@ import { channelOf, type TeamsTables } from './channels';
 
 /** What Engine.executeApproval does (the engine implements it; tests may pass the real Engine). */
 export interface ApprovalExecutor {
-  executeApproval(approval: ApprovalRecord, decidedBy: string): Promise<{ result: 'applied' | 'gone' | 'changed' | 'failed'; detail: string }>;
+  executeApproval(approval: ApprovalRecord, decidedBy: string): Promise<{ result: 'applied' | 'started' | 'gone' | 'changed' | 'failed'; detail: string }>;
 }
 
 export interface BotDeps {

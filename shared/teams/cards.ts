@@ -164,6 +164,7 @@ export function buildApprovalCard(approval: ApprovalRecord, options: ApprovalCar
 
 export type DecisionOutcome =
   | { kind: 'applied'; detail: string }
+  | { kind: 'started'; detail: string }
   | { kind: 'gone'; detail: string }
   | { kind: 'changed'; detail: string }
   | { kind: 'failed'; detail: string }
@@ -176,6 +177,7 @@ export function buildDecidedCard(approval: ApprovalRecord, decidedBy: string, de
   const by = `by ${decidedBy} at ${formatTime(decidedAt)}`;
   const headline: Record<DecisionOutcome['kind'], { line: string; style: 'good' | 'warning' | 'attention' | 'emphasis' }> = {
     applied: { line: `Approved ${by}: done.`, style: 'good' },
+    started: { line: `Approved ${by}: applying. NetGuard posts a notice once the fix is verified.`, style: 'good' },
     gone: { line: `Approved ${by}: nothing applied, the drift is gone.`, style: 'emphasis' },
     changed: { line: `Approved ${by}: nothing applied, the drift or the fix changed since the request.`, style: 'warning' },
     failed: { line: `Approved ${by}: the fix failed.`, style: 'attention' },

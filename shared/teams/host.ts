@@ -16,26 +16,27 @@ export interface TeamsHost {
 }
 
 /** The engine (built like the other functions' one) applies what a person approved. */
-export function engineExecutor(env: NodeJS.ProcessEnv = process.env): ApprovalExecutor {
-  const { engine } = createRuntime({ env });
+export function engineExecutor(env: NodeJS.ProcessEnv = process.env, inFunctionApp = false): ApprovalExecutor {
+  // In the Function App a click must be answered in seconds: cluster updates are started and verified later.
+  const { engine } = createRuntime({ env, deferClusterUpdates: inFunctionApp });
   return { executeApproval: (approval, decidedBy) => engine.executeApproval(approval, decidedBy) };
 }
 
-export function createTeamsHost(env: NodeJS.ProcessEnv = process.env, log?: (line: string) => void): TeamsHost {
+export function createTeamsHost(env: NodeJS.ProcessEnv = process.env, log?: (line: string) => void, inFunctionApp = false): TeamsHost {
   const settings = loadSettings(env);
   const store = storeFromEnvironment(env);
   const tables = teamsTablesFromEnvironment(env);
   if (!store || !tables) {
     throw new Error('The Teams bot needs AzureWebJobsStorage (subscriptions and approvals live there).');
   }
-  const bot = new NetGuardBot({ settings, store, tables, executor: async () => engineExecutor(env), log });
+  const bot = new NetGuardBot({ settings, store, tables, executor: async () => engineExecutor(env, inFunctionApp), log });
   return { bot, settings, store, tables };
 }
 
 let shared: TeamsHost | undefined;
 /** One host per process, built on first use from process.env. */
 export function teamsHost(log?: (line: string) => void): TeamsHost {
-  shared ??= createTeamsHost(process.env, log);
+  shared ??= createTeamsHost(process.env, log, true);
   return shared;
 }
 

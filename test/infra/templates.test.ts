@@ -274,3 +274,22 @@ describe('CI workflow', () => {
     expect(ci).toMatch(/az bicep build --file infra\/main\.bicep/);
   });
 });
+
+test('every queue a function listens on is created by the infra', () => {
+  const fs = require('node:fs') as typeof import('node:fs');
+  const path = require('node:path') as typeof import('node:path');
+  const root = path.join(__dirname, '..', '..');
+  const storage = fs.readFileSync(path.join(root, 'infra', 'app', 'storage.bicep'), 'utf8');
+  const declared = new Set([...(/var queueNames = \[([^\]]*)\]/.exec(storage)?.[1] ?? '').matchAll(/'([^']+)'/g)].map((m) => m[1]));
+  // Queue names the code passes to app.storageQueue (as constants): resolve them from the modules.
+  const { SWEEP_QUEUE } = require('../../shared/sweep/fanout');
+  const { NOTICE_QUEUE } = require('../../shared/notify/queueSink');
+  const { VERIFY_QUEUE } = require('../../shared/store/verifyQueue');
+  const listened = fs
+    .readdirSync(path.join(root, 'functions'))
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => fs.readFileSync(path.join(root, 'functions', f), 'utf8'))
+    .filter((src) => src.includes('app.storageQueue('));
+  expect(listened).toHaveLength(3);
+  expect(declared).toEqual(new Set([SWEEP_QUEUE, NOTICE_QUEUE, VERIFY_QUEUE]));
+});

@@ -1,0 +1,32 @@
+// Queue trigger on `netguard-verify`: looks at a cluster update NetGuard started (AKS updates take
+// minutes, longer than an event or a Teams click may wait). Still running: queued again for a later
+// look. Finished: re-read, re-judged and recorded; only a verified fix becomes `remediated`.
+import { app, type InvocationContext } from '@azure/functions';
+import { MAX_VERIFY_ATTEMPTS, VERIFY_DELAY_SECONDS, type DeferredUpdateSink } from '../shared/engine/deferred';
+import { functionRuntime, type Runtime } from '../shared/runtime';
+import { decodePendingUpdate, VERIFY_QUEUE, VerifyQueue } from '../shared/store/verifyQueue';
+
+export async function verifyClusterUpdates(
+  message: unknown,
+  context: InvocationContext,
+  runtime: Runtime = functionRuntime(),
+  queue: DeferredUpdateSink | undefined = VerifyQueue.fromEnvironment(process.env),
+): Promise<'pending' | 'remediated' | 'failed'> {
+  const update = decodePendingUpdate(message);
+  const result = await runtime.engine.verifyClusterUpdate(update); // a retryable ARM failure throws: the host retries
+  if (result.state === 'pending') {
+    if (update.attempt >= MAX_VERIFY_ATTEMPTS || !queue) {
+      context.error(`netguard verify: the update of ${update.clusterId} (${update.control}) is still running after ${update.attempt} looks; giving up, the next sweep judges it again.`);
+      return 'failed';
+    }
+    await queue.enqueue({ ...update, attempt: update.attempt + 1 }, (result.retryAfterMs ?? VERIFY_DELAY_SECONDS * 1000) / 1000);
+  }
+  context.log(JSON.stringify({ netguard: 'verify', clusterId: update.clusterId, control: update.control, attempt: update.attempt, state: result.state, detail: result.detail }));
+  return result.state;
+}
+
+app.storageQueue('verifyClusterUpdates', {
+  queueName: VERIFY_QUEUE,
+  connection: 'AzureWebJobsStorage',
+  handler: (message, context) => verifyClusterUpdates(message, context).then(() => undefined),
+});

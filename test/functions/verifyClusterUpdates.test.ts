@@ -1,0 +1,146 @@
+// Cluster updates in the Function App: started, queued on `netguard-verify` (real Azurite queue),
+// and verified by later looks; only a verified fix is remediated.
+import { InvocationContext } from '@azure/functions';
+import { verifyClusterUpdates } from '../../functions/verifyClusterUpdates';
+import type { ArmManagedCluster } from '../../shared/azure/armTypes';
+import type { DeferredUpdateSink, PendingClusterUpdate } from '../../shared/engine/deferred';
+import { processEventBatch } from '../../shared/events/handler';
+import { parseEvents } from '../../shared/events/parse';
+import { createRuntime, type Runtime } from '../../shared/runtime';
+import { ArmSandbox } from '../../shared/sandbox/armServer';
+import { seedDriftedFleet, type SeededFleet } from '../../shared/sandbox/fleet';
+import type { TableStateStore } from '../../shared/store/tables';
+import { VerifyQueue } from '../../shared/store/verifyQueue';
+import { startAzurite, type AzuriteInstance } from '../helpers/azurite';
+import { freshStore } from '../helpers/sandboxEnv';
+import { fleetEvent, OP, pick } from './eventRig';
+
+const RANGES = '198.51.100.0/24';
+let azurite: AzuriteInstance;
+let sandbox: ArmSandbox;
+let fleet: SeededFleet;
+let store: TableStateStore;
+let queue: VerifyQueue;
+let runtime: Runtime;
+let logs: string[];
+
+/** The real queue, with no delay between looks so the test does not wait 30 s. */
+const immediate: DeferredUpdateSink = { enqueue: (u: PendingClusterUpdate) => queue.enqueue(u, 0) };
+
+beforeAll(async () => {
+  azurite = await startAzurite();
+}, 60_000);
+afterAll(async () => {
+  await azurite?.stop();
+});
+beforeEach(async () => {
+  sandbox = await ArmSandbox.start({ lroPolls: 2 }); // the update reads InProgress twice, then Succeeded
+  fleet = seedDriftedFleet(sandbox);
+  store = freshStore(azurite.connectionString);
+  queue = VerifyQueue.fromEnvironment({ AzureWebJobsStorage: azurite.connectionString })!;
+  await queue.queue.createIfNotExists();
+  await queue.queue.clearMessages();
+  runtime = createRuntime({
+    env: {
+      AKS_NETGUARD_ARM_ENDPOINT: sandbox.endpoint,
+      AKS_NETGUARD_MODE_API_AUTHORIZED_RANGES: 'auto',
+      AKS_NETGUARD_AUTHORIZED_IP_RANGES: RANGES,
+    },
+    store,
+    deferClusterUpdates: immediate,
+    pollIntervalMs: 5,
+  });
+  logs = [];
+});
+afterEach(async () => {
+  await sandbox.stop();
+});
+
+const context = () => new InvocationContext({ functionName: 'verifyClusterUpdates', invocationId: 'test', logHandler: (_level, ...args) => logs.push(args.join(' ')) });
+
+/** Runs the queue trigger on every message until the queue is empty; returns the states seen. */
+async function drainVerifyQueue(): Promise<string[]> {
+  const states: string[] = [];
+  for (let round = 0; round < 10; round++) {
+    const { receivedMessageItems } = await queue.queue.receiveMessages({ numberOfMessages: 32 });
+    if (receivedMessageItems.length === 0) break;
+    for (const m of receivedMessageItems) {
+      states.push(await verifyClusterUpdates(m.messageText, context(), runtime, immediate));
+      await queue.queue.deleteMessage(m.messageId, m.popReceipt);
+    }
+  }
+  return states;
+}
+
+async function clearRangesEvent(clusterId: string) {
+  const cluster = sandbox.get<ArmManagedCluster>(clusterId)!;
+  cluster.properties.apiServerAccessProfile = { ...cluster.properties.apiServerAccessProfile, authorizedIPRanges: [] };
+  delete (cluster as { eTag?: string }).eTag;
+  sandbox.put(cluster);
+  return processEventBatch(parseEvents([fleetEvent(OP.clusterWrite, clusterId)]), runtime);
+}
+
+test('a cluster event starts the update without waiting; later looks verify it and only then is it remediated', async () => {
+  const a = pick(fleet, 'a').clusterId;
+  const outcome = await clearRangesEvent(a);
+  const finding = outcome.report.findings.find((f) => f.control === 'api-authorized-ranges')!;
+  expect(finding).toMatchObject({ status: 'drift', action: 'reported' });
+  expect(finding.detail).toMatch(/started the fix/);
+  // The write went out with If-Match; the status URL has not been polled by the event.
+  expect(sandbox.findRequests({ method: 'PUT' }).filter((r) => r.path.toLowerCase() === a.toLowerCase())[0].headers['if-match']).toBeTruthy();
+  expect(sandbox.findRequests((r) => /\/operations\//i.test(r.path))).toHaveLength(0);
+
+  const states = await drainVerifyQueue();
+  expect(states).toEqual(['pending', 'pending', 'remediated']);
+  expect(sandbox.get<ArmManagedCluster>(a)!.properties.apiServerAccessProfile!.authorizedIPRanges).toEqual([RANGES]);
+  const stored = (await store.listFindings()).find((f) => f.control === 'api-authorized-ranges' && f.resourceId === a)!;
+  expect(stored).toMatchObject({ status: 'drift', action: 'remediated' });
+  expect((await store.listAudit()).map((e) => e.event)).toEqual(expect.arrayContaining(['update-started', 'remediated']));
+});
+
+test('an update that Azure accepts but that does not take ends as an error, never remediated', async () => {
+  const a = pick(fleet, 'a').clusterId;
+  sandbox.ignoreWritesTo(new RegExp(`${a.split('/').pop()}$`, 'i'), { method: 'PUT' });
+  await clearRangesEvent(a);
+  const states = await drainVerifyQueue();
+  expect(states[states.length - 1]).toBe('failed');
+  const stored = (await store.listFindings()).find((f) => f.control === 'api-authorized-ranges' && f.resourceId === a)!;
+  expect(stored.status).toBe('error');
+  expect(stored.detail).toMatch(/did not take/);
+  expect((await store.listAudit()).map((e) => e.event)).toContain('verify-failed');
+});
+
+test('an approval in the Function App answers at once with "started"; the verify queue finishes it', async () => {
+  const a = pick(fleet, 'a').clusterId;
+  await runtime.engine.sweep([fleet.subscriptionId]); // (a) is compliant: its ranges become the baseline
+  await drainVerifyQueue();
+  // Auto mode here, so the approval for the same fix is made by hand.
+  const cluster = sandbox.get<ArmManagedCluster>(a)!;
+  cluster.properties.apiServerAccessProfile = { ...cluster.properties.apiServerAccessProfile, authorizedIPRanges: [] };
+  delete (cluster as { eTag?: string }).eTag;
+  sandbox.put(cluster);
+  const baseline = await store.getBaseline(a);
+  expect(baseline).toBeDefined();
+  const { approval } = await store.requestApproval({
+    control: 'api-authorized-ranges',
+    clusterId: a,
+    targetId: a,
+    detail: 'cleared',
+    change: {
+      kind: 'cluster-property',
+      clusterId: a,
+      path: ['properties', 'apiServerAccessProfile', 'authorizedIPRanges'],
+      before: [],
+      after: baseline,
+      needsPerson: false,
+      summary: 'restore',
+    },
+    reason: 'test',
+    requestedAt: new Date().toISOString(),
+    expiresAt: new Date(Date.now() + 3600_000).toISOString(),
+  });
+  const result = await runtime.engine.executeApproval(approval, 'Rido');
+  expect(result.result).toBe('started');
+  expect(await drainVerifyQueue()).toContain('remediated');
+  expect((await store.listAudit()).find((e) => e.event === 'remediated' && e.actor === 'Rido')).toBeDefined();
+});
