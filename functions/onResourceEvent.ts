@@ -4,6 +4,7 @@ import { app, type EventGridEvent, type InvocationContext } from '@azure/functio
 import { processEventBatch } from '../shared/events/handler';
 import { describeProblem, parseEventsLenient, MalformedEventError } from '../shared/events/parse';
 import { functionRuntime, type Runtime } from '../shared/runtime';
+import { SPAN_NAMES, withSpan } from '../shared/telemetry';
 
 export async function onResourceEvent(event: EventGridEvent | unknown, context: InvocationContext, runtime: Runtime = functionRuntime()): Promise<void> {
   let batch;
@@ -19,7 +20,7 @@ export async function onResourceEvent(event: EventGridEvent | unknown, context: 
     context.log(`netguard subscription validation ${batch.validation.eventId} acknowledged`);
     return;
   }
-  const outcome = await processEventBatch(batch, runtime);
+  const outcome = await withSpan(SPAN_NAMES.event, { 'netguard.events': batch.valid.length }, () => processEventBatch(batch, runtime));
   for (const line of outcome.log) context.log(JSON.stringify({ netguard: 'event', ...line }));
   if (outcome.retry) {
     // Event Grid redelivers with back-off for 24 h, then dead-letters: nothing is lost.

@@ -4,12 +4,13 @@
 // goes to netguard-sweep-poison with a log line that says so.
 import { app, type InvocationContext } from '@azure/functions';
 import { functionRuntime, type Runtime } from '../shared/runtime';
+import { SPAN_NAMES, withSpan } from '../shared/telemetry';
 import { fanOutDepsFromEnvironment, handleSweepMessage, SWEEP_QUEUE, type FanOutDeps, type SweepMessageOutcome } from '../shared/sweep/fanout';
 
 export async function sweepSubscription(message: unknown, context: InvocationContext, runtime: Runtime = functionRuntime(), deps?: FanOutDeps): Promise<SweepMessageOutcome> {
   const meta = context.triggerMetadata ?? {};
   const fanOutDeps = deps ?? fanOutDepsFromEnvironment(runtime);
-  return handleSweepMessage(
+  return withSpan(SPAN_NAMES.sweep, { 'netguard.queue_message': context.invocationId }, () => handleSweepMessage(
     message,
     {
       messageId: typeof meta.id === 'string' ? meta.id : undefined,
@@ -18,7 +19,7 @@ export async function sweepSubscription(message: unknown, context: InvocationCon
     },
     runtime,
     { ...fanOutDeps, log: fanOutDeps.log ?? ((line) => (/POISON/.test(line) ? context.error(line) : context.log(line))) },
-  );
+  ));
 }
 
 app.storageQueue('sweepSubscription', {

@@ -27,8 +27,13 @@ function findRepoRoot(): string {
 export const REPO_ROOT = findRepoRoot();
 export const PACKAGE_DIR = path.join(REPO_ROOT, '.package');
 export const ZIP_NAME = 'aks-netguard.zip';
+/**
+ * Application Insights' OpenTelemetry distro: 3 MB that only loads when telemetry is on. It is its
+ * own bundle in the zip's node_modules, so no function pays for it at cold start.
+ */
+export const TELEMETRY_SDK = '@azure/monitor-opentelemetry';
 /** Not bundled: provided by the host (functions-core) or shipped in node_modules (see above). */
-export const EXTERNAL_PACKAGES = ['@azure/functions-core', '@azure/functions'];
+export const EXTERNAL_PACKAGES = ['@azure/functions-core', '@azure/functions', TELEMETRY_SDK];
 /** Shipped in the zip's node_modules, with their own dependencies. */
 export const SHIPPED_PACKAGES = ['@azure/functions'];
 
@@ -192,6 +197,20 @@ export async function buildPackage(root = REPO_ROOT, outDir = PACKAGE_DIR): Prom
   for (const [name, dir] of shippedPackageDirs(root)) {
     fs.cpSync(dir, path.join(outDir, 'node_modules', ...name.split('/')), { recursive: true, dereference: true });
   }
+  const telemetryDir = path.join(outDir, 'node_modules', ...TELEMETRY_SDK.split('/'));
+  await build({
+    stdin: { contents: `module.exports = require(${JSON.stringify(TELEMETRY_SDK)});`, resolveDir: root, loader: 'js' },
+    outfile: path.join(telemetryDir, 'index.js'),
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    minify: true,
+    external: ['@azure/functions-core'],
+    logLevel: 'error',
+    legalComments: 'none',
+  });
+  fs.writeFileSync(path.join(telemetryDir, 'package.json'), `${JSON.stringify({ name: TELEMETRY_SDK, private: true, main: 'index.js' }, null, 2)}\n`);
 
   const files = filesUnder(outDir);
   const zip = path.join(outDir, ZIP_NAME);

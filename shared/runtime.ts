@@ -6,6 +6,7 @@ import { Engine, type ExemptionSource } from './engine/engine';
 import { noticeSinkFromEnvironment } from './notify/queueSink';
 import type { DeferredUpdateSink } from './engine/deferred';
 import { VerifyQueue } from './store/verifyQueue';
+import { initTelemetry } from './telemetry';
 // Only data-tables at run time: the Teams SDK is referenced there as types, never loaded.
 import { teamsTablesFromEnvironment } from './teams/channels';
 import type { NoticeSink } from './notify/types';
@@ -59,7 +60,10 @@ let cached: Runtime | undefined;
 
 /** One runtime per Function App instance, built on first use (not at import: cold starts stay cheap). */
 export function functionRuntime(): Runtime {
-  cached ??= createRuntime({ warn: (line) => console.warn(line), deferClusterUpdates: true });
+  if (!cached) {
+    initTelemetry(); // Application Insights when APPLICATIONINSIGHTS_CONNECTION_STRING is set; else nothing
+    cached = createRuntime({ warn: (line) => console.warn(line), deferClusterUpdates: true });
+  }
   return cached;
 }
 

@@ -14,6 +14,7 @@ import type { ClusterObservation, ClusterPropertyChange, Control, Judgement, Pla
 import type { Notice, NoticeSink } from '../notify/types';
 import type { ApprovalRecord, StateStore } from '../store/types';
 import { summarize, type ControlId, type Finding, type FindingAction, type FindingStatus, type Mode, type RunReport } from '../types';
+import { recordFindings } from '../telemetry';
 import { resolveMode } from './modes';
 import { observeFromCache, type Observed } from './observe';
 import { VERIFY_DELAY_SECONDS, type DeferredUpdateSink, type PendingClusterUpdate } from './deferred';
@@ -221,6 +222,7 @@ export class Engine {
   }
 
   private async record(findings: Finding[]): Promise<void> {
+    recordFindings(findings); // metrics: drift found, remediated (no-op without a telemetry SDK)
     if (!this.deps.store || findings.length === 0) return;
     try {
       await this.deps.store.recordFindings(findings, this.clock());

@@ -19,6 +19,7 @@ import {
   type DecisionOutcome,
 } from './cards';
 import { channelOf, type TeamsTables } from './channels';
+import { recordApprovalDecision } from '../telemetry';
 
 /** What Engine.executeApproval does (the engine implements it; tests may pass the real Engine). */
 export interface ApprovalExecutor {
@@ -277,6 +278,7 @@ export class NetGuardBot {
       outcome = { kind: 'rejected' };
     }
     const auditEvent = record.state === 'approved' ? `approved-${outcome.kind}` : record.state;
+    recordApprovalDecision(record.control, record.state, new Date(record.requestedAt), now);
     await this.audit(record, auditEvent, actor.label, 'detail' in outcome ? outcome.detail : outcome.kind === 'exempted' ? `exempt until ${outcome.until}` : undefined);
 
     const decided = buildDecidedCard(record, actor.label, at, outcome);

@@ -22,8 +22,10 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const bundle = (name: string) => bundles.find((b) => b.name === name)!;
 
-test.each(['onResourceEvent', 'dailySweep', 'sweepSubscription'])('the %s bundle contains no Teams SDK and no bot code', (name) => {
+test.each(['onResourceEvent', 'dailySweep', 'sweepSubscription'])('the %s bundle contains no Teams SDK, no bot code and no telemetry SDK', (name) => {
   expect(teamsInputs(bundle(name))).toEqual([]);
+  // Application Insights' distro is its own bundle in node_modules, loaded only when telemetry is on.
+  expect(bundleInputs(bundle(name)).filter((p) => /node_modules\/@azure\/monitor-opentelemetry\//.test(p))).toEqual([]);
   expect(bundleInputs(bundle(name)).some((p) => p.startsWith('functions/') && p.endsWith(`${name}.ts`))).toBe(true);
 });
 
@@ -59,7 +61,7 @@ test('npm run package lays out a zip the Functions host can run', async () => {
   try {
     const result = await buildPackage(undefined, out);
     const names = zipEntries(result.zip);
-    for (const n of ['host.json', 'package.json', 'dist/functions/onResourceEvent.js', 'dist/functions/dailySweep.js', 'dist/functions/sweepSubscription.js', 'node_modules/@azure/functions/package.json']) {
+    for (const n of ['host.json', 'package.json', 'dist/functions/onResourceEvent.js', 'dist/functions/dailySweep.js', 'dist/functions/sweepSubscription.js', 'node_modules/@azure/functions/package.json', 'node_modules/@azure/monitor-opentelemetry/index.js']) {
       expect(names).toContain(n);
     }
     expect(names.some((n) => n.startsWith('node_modules/botbuilder') || n.startsWith('node_modules/@microsoft/'))).toBe(false);
