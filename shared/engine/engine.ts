@@ -16,7 +16,7 @@ import type { ApprovalRecord, StateStore } from '../store/types';
 import { summarize, type ControlId, type Finding, type FindingAction, type FindingStatus, type Mode, type RunReport } from '../types';
 import { recordFindings } from '../telemetry';
 import { resolveMode } from './modes';
-import { observeFromCache, type Observed } from './observe';
+import { affectedResourceOf, observeFromCache, type Observed } from './observe';
 import { VERIFY_DELAY_SECONDS, type DeferredUpdateSink, type PendingClusterUpdate } from './deferred';
 import { cacheEntriesOf, type TopologyCacheStore } from '../azure/topologyCache';
 import { StoreError } from '../store/tables';
@@ -633,31 +633,27 @@ export class Engine {
 
 /** The clusters a resource can affect, and whether only node-ssh-deny is concerned. */
 export function clustersAffectedBy(resourceId: string, topology: TopologyIndex): { clusters: ArmManagedCluster[]; onlyNodeSsh: boolean } {
-  const id = resourceId.toLowerCase();
-  const clusterMatch = /^(.*\/providers\/microsoft\.containerservice\/managedclusters\/[^/]+)/.exec(id);
-  if (clusterMatch) {
-    return { clusters: topology.inventory.clusters.filter((c) => c.id.toLowerCase() === clusterMatch[1]), onlyNodeSsh: false };
+  const what = affectedResourceOf(resourceId);
+  const clusters = topology.inventory.clusters;
+  if (!what) return { clusters: [], onlyNodeSsh: true };
+  const id = idKey(what.id);
+  switch (what.kind) {
+    case 'cluster':
+      return { clusters: clusters.filter((c) => idKey(c.id) === id), onlyNodeSsh: false };
+    case 'nsg':
+      // Behind the NSG now, or (after a detach or delete) still naming it from a node subnet in the inventory.
+      return { clusters: clusters.filter((c) => topology.clusterSubnets(c).nodeSubnets.some((s) => idKey(s.nsgId ?? '') === id)), onlyNodeSsh: true };
+    case 'subnet':
+      return { clusters: topology.clustersUsingSubnet(what.id), onlyNodeSsh: true };
+    case 'vnet':
+      return {
+        clusters: clusters.filter((c) => {
+          const s = topology.clusterSubnets(c);
+          return [...s.nodeSubnets, ...s.podSubnets].some((x) => idKey(x.id).startsWith(`${id}/subnets/`));
+        }),
+        onlyNodeSsh: true,
+      };
   }
-  const nsgMatch = /^(.*\/providers\/microsoft\.network\/networksecuritygroups\/[^/]+)/.exec(id);
-  if (nsgMatch) {
-    const nsgId = nsgMatch[1];
-    // Behind the NSG now, or (after a detach or delete) still naming it from a node subnet in the inventory.
-    const clusters = topology.inventory.clusters.filter((c) =>
-      topology.clusterSubnets(c).nodeSubnets.some((s) => s.nsgId?.toLowerCase() === nsgId),
-    );
-    return { clusters, onlyNodeSsh: true };
-  }
-  const subnetMatch = /^(.*\/providers\/microsoft\.network\/virtualnetworks\/[^/]+\/subnets\/[^/]+)/.exec(id);
-  if (subnetMatch) return { clusters: topology.clustersUsingSubnet(subnetMatch[1]), onlyNodeSsh: true };
-  const vnetMatch = /^(.*\/providers\/microsoft\.network\/virtualnetworks\/[^/]+)$/.exec(id);
-  if (vnetMatch) {
-    const clusters = topology.inventory.clusters.filter((c) => {
-      const s = topology.clusterSubnets(c);
-      return [...s.nodeSubnets, ...s.podSubnets].some((x) => x.id.toLowerCase().startsWith(`${vnetMatch[1]}/subnets/`));
-    });
-    return { clusters, onlyNodeSsh: true };
-  }
-  return { clusters: [], onlyNodeSsh: true };
 }
 
 /** The observation with one rule of one NSG replaced (or added) as read back after a write. */

@@ -28,7 +28,8 @@ export interface Observed {
 
 type Kind = 'cluster' | 'nsg' | 'subnet' | 'vnet';
 
-function kindOf(resourceId: string): { kind: Kind; id: string } | undefined {
+/** The resource an id concerns for reconciling: a rule → its NSG, an agent pool → its cluster. */
+export function affectedResourceOf(resourceId: string): { kind: Kind; id: string } | undefined {
   const id = resourceId.replace(/\/+$/, '');
   const m = (re: RegExp) => re.exec(id)?.[1];
   const cluster = m(/^(.*\/providers\/microsoft\.containerservice\/managedclusters\/[^/]+)/i);
@@ -109,7 +110,7 @@ async function neighboursBehind(
 
 /** undefined: the cache cannot answer; read the whole subscription instead. */
 export async function observeFromCache(arm: ArmGateway, cache: TopologyCacheStore, resourceId: string): Promise<Observed | undefined> {
-  const what = kindOf(resourceId);
+  const what = affectedResourceOf(resourceId);
   if (!what) return undefined;
   if (!(await cache.hasTopology(subscriptionOf(what.id)))) return undefined;
 
