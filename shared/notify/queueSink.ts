@@ -2,9 +2,8 @@
 // The engine only enqueues (cheap, no Teams SDK); functions/deliverNotices.ts takes each message off
 // the queue and calls deliverNotice, which throws on failure so the Functions host retries it and,
 // after its last attempt, moves it to the poison queue: a notice is never lost.
-import { QueueClient, type StoragePipelineOptions } from '@azure/storage-queue';
-import type { TokenCredential } from '@azure/identity';
-import { storageConnectionString, storageCredentialFromEnvironment, storageServiceUrl, usesPlainHttp } from '../store/storageAccount';
+import type { QueueClient } from '@azure/storage-queue';
+import { decodeQueueJson, encodeQueueJson, JsonQueue, queueClientFromEnvironment } from '../store/queues';
 import { buildRemediationCard, type AdaptiveCard } from '../teams/cards';
 import type { ApprovalRecord, StateStore } from '../store/types';
 import type { RunReport } from '../types';
@@ -12,18 +11,12 @@ import type { Notice, NoticeSink } from './types';
 
 export const NOTICE_QUEUE = 'netguard-notices';
 
-/** Queue messages are base64 JSON: the Functions host's queue trigger decodes base64 by default. */
 export function encodeNotice(notice: Notice): string {
-  return Buffer.from(JSON.stringify(notice), 'utf8').toString('base64');
+  return encodeQueueJson(notice);
 }
 
-/** Accepts what the queue trigger hands over (already parsed JSON) or a raw base64 / JSON string. */
 export function decodeNotice(message: unknown): Notice {
-  let value = message;
-  if (typeof value === 'string') {
-    const trimmed = value.trim();
-    value = JSON.parse(trimmed.startsWith('{') ? trimmed : Buffer.from(trimmed, 'base64').toString('utf8'));
-  }
+  const value = decodeQueueJson(message);
   const kind = (value as { kind?: unknown } | null)?.kind;
   if (kind !== 'approval-requested' && kind !== 'remediated' && kind !== 'digest') {
     throw new Error(`Not a NetGuard notice (kind ${JSON.stringify(kind)}).`);
@@ -31,50 +24,22 @@ export function decodeNotice(message: unknown): Notice {
   return value as Notice;
 }
 
-/** A Storage queue message holds 64 KiB (the base64 text counts). */
-const MAX_QUEUE_MESSAGE = 64 * 1024;
-
 export class QueueNoticeSink implements NoticeSink {
-  private ready?: Promise<unknown>;
-  constructor(readonly queue: QueueClient) {}
-
-  static fromConnectionString(connectionString: string, queueName = NOTICE_QUEUE): QueueNoticeSink {
-    const options: StoragePipelineOptions = {};
-    // Azurite's explicit connection strings are plain http; shared-key requests carry a signature, not the key.
-    if (usesPlainHttp(connectionString, 'queue')) {
-      (options as StoragePipelineOptions & { allowInsecureConnection?: boolean }).allowInsecureConnection = true;
-    }
-    return new QueueNoticeSink(new QueueClient(connectionString, queueName, options));
-  }
-
-  static fromServiceUrl(queueServiceUrl: string, credential: TokenCredential, queueName = NOTICE_QUEUE): QueueNoticeSink {
-    return new QueueNoticeSink(new QueueClient(`${queueServiceUrl.replace(/\/+$/, '')}/${queueName}`, credential));
+  private readonly sender: JsonQueue;
+  constructor(readonly queue: QueueClient) {
+    this.sender = new JsonQueue(queue);
   }
 
   async enqueue(notice: Notice): Promise<void> {
-    this.ready ??= this.queue.createIfNotExists().catch((e: unknown) => {
-      this.ready = undefined;
-      throw e;
-    });
-    await this.ready;
-    const message = encodeNotice(notice);
-    if (message.length > MAX_QUEUE_MESSAGE) {
-      throw new Error(`The ${notice.kind} notice is ${message.length} bytes, more than a queue message holds (${MAX_QUEUE_MESSAGE}); send a digest by run id.`);
-    }
-    await this.queue.sendMessage(message);
+    // A digest of a swept estate names its run (delivery reads the report): see shared/notify/types.ts.
+    await this.sender.send(notice, { what: `${notice.kind} notice` });
   }
 }
 
-/**
- * The sink the settings point at (same settings as the store): `AzureWebJobsStorage`, else the
- * identity-based `AzureWebJobsStorage__queueServiceUri` / `__accountName` (or a blob/table URI of the
- * same account). undefined when no storage is configured.
- */
-export function noticeSinkFromEnvironment(env: NodeJS.ProcessEnv = process.env): QueueNoticeSink | undefined {
-  const connection = storageConnectionString(env);
-  if (connection) return QueueNoticeSink.fromConnectionString(connection);
-  const url = storageServiceUrl(env, 'queue');
-  return url ? QueueNoticeSink.fromServiceUrl(url, storageCredentialFromEnvironment(env)) : undefined;
+/** The sink the settings point at (the same storage as the store); undefined without storage. */
+export function noticeSinkFromEnvironment(env: NodeJS.ProcessEnv = process.env, queueName = NOTICE_QUEUE): QueueNoticeSink | undefined {
+  const client = queueClientFromEnvironment(env, queueName);
+  return client ? new QueueNoticeSink(client) : undefined;
 }
 
 /** What delivery needs from Teams (implemented by shared/teams/delivery.ts over the bot). */

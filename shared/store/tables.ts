@@ -131,6 +131,22 @@ function auditRowKey(atMs: number): string {
 // Tables are created once per process (per account and name), not on every call.
 const tablesReady = new Map<string, Promise<void>>();
 
+/** Creates the table on first use in this process (409 = it exists); a failure lets a later call try again. */
+export async function ensureTable(client: TableClient): Promise<TableClient> {
+  const key = `${client.url}|${client.tableName}`;
+  let ready = tablesReady.get(key);
+  if (!ready) {
+    ready = client.createTable().catch((e: unknown) => {
+      if (statusOf(e) === 409) return; // TableAlreadyExists (or being created by another process)
+      tablesReady.delete(key);
+      throw new StoreError(client.tableName, 'createTable', e);
+    });
+    tablesReady.set(key, ready);
+  }
+  await ready;
+  return client;
+}
+
 export type TableClientFactory = (tableName: string) => TableClient;
 
 export class TableStateStore implements StateStore, TopologyCacheStore {
@@ -176,20 +192,8 @@ export class TableStateStore implements StateStore, TopologyCacheStore {
 
   // ---- plumbing ----
 
-  private async table(kind: TableKind): Promise<TableClient> {
-    const client = this.clients[kind];
-    const key = `${client.url}|${client.tableName}`;
-    let ready = tablesReady.get(key);
-    if (!ready) {
-      ready = client.createTable().catch((e: unknown) => {
-        if (statusOf(e) === 409) return; // TableAlreadyExists (or being created by another process)
-        tablesReady.delete(key); // let a later call try again
-        throw new StoreError(client.tableName, 'createTable', e);
-      });
-      tablesReady.set(key, ready);
-    }
-    await ready;
-    return client;
+  private table(kind: TableKind): Promise<TableClient> {
+    return ensureTable(this.clients[kind]);
   }
 
   private async call<T>(kind: TableKind, operation: string, run: (client: TableClient) => Promise<T>): Promise<T> {

@@ -2,14 +2,14 @@
 // subscription; each message sweeps one subscription (so a large estate is swept in parallel across
 // Function instances, and a retry redoes only that subscription); the last one to finish builds the
 // combined report and queues the digest, exactly once. Nothing here imports the Teams SDK.
-import { QueueClient } from '@azure/storage-queue';
+import type { QueueClient } from '@azure/storage-queue';
 import pLimit from 'p-limit';
 import { describeError } from '../azure/errors';
 import type { Engine } from '../engine/engine';
 import type { NoticeSink } from '../notify/types';
 import type { Runtime } from '../runtime';
 import { summarize, type Mode, type RunReport } from '../types';
-import { storageCredentialFromEnvironment, storageServiceUrl, usesPlainHttp } from '../store/storageAccount';
+import { decodeQueueJson, encodeQueueJson, queueClientFromEnvironment } from '../store/queues';
 import { newRunId, scopeErrors, sweepRunsFromEnvironment, type SweepRun, type SweepRunStore } from './runs';
 
 export const SWEEP_QUEUE = 'netguard-sweep';
@@ -29,18 +29,12 @@ export interface SweepMessage {
   attempt: number;
 }
 
-/** Base64 JSON: the Functions host's queue trigger decodes base64 by default (host.json messageEncoding). */
 export function encodeSweepMessage(message: SweepMessage): string {
-  return Buffer.from(JSON.stringify(message), 'utf8').toString('base64');
+  return encodeQueueJson(message);
 }
 
-/** Accepts what the queue trigger hands over (parsed JSON) or a raw base64 / JSON string. */
 export function decodeSweepMessage(message: unknown): SweepMessage {
-  let value = message;
-  if (typeof value === 'string') {
-    const text = value.trim();
-    value = JSON.parse(text.startsWith('{') ? text : Buffer.from(text, 'base64').toString('utf8'));
-  }
+  const value = decodeQueueJson(message);
   const m = value as Partial<SweepMessage> | null;
   if (!m || typeof m.runId !== 'string' || typeof m.subscriptionId !== 'string') {
     throw new Error(`Not a NetGuard sweep message: ${JSON.stringify(value)?.slice(0, 200)}`);
@@ -50,13 +44,7 @@ export function decodeSweepMessage(message: unknown): SweepMessage {
 
 /** The sweep queue the settings point at (connection string or the host's identity-based settings). */
 export function sweepQueueFromEnvironment(env: NodeJS.ProcessEnv = process.env, queueName = SWEEP_QUEUE): QueueClient | undefined {
-  const connection = env.AzureWebJobsStorage?.trim();
-  if (connection) {
-    const options = usesPlainHttp(connection, 'queue') ? ({ allowInsecureConnection: true } as object) : {};
-    return new QueueClient(connection, queueName, options);
-  }
-  const url = storageServiceUrl(env, 'queue');
-  return url ? new QueueClient(`${url}/${queueName}`, storageCredentialFromEnvironment(env)) : undefined;
+  return queueClientFromEnvironment(env, queueName);
 }
 
 /** What the fan-out needs besides the runtime; tests pass their own (Azurite tables and queues). */

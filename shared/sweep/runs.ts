@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { isRestError } from '@azure/core-rest-pipeline';
 import { TableClient, type TableEntityResult, type TransactionAction } from '@azure/data-tables';
-import { tableKey } from '../store/tables';
+import { ensureTable, tableKey } from '../store/tables';
 import { CONTROL_IDS, summarize, type Finding, type RunReport } from '../types';
 import { storageCredentialFromEnvironment, storageServiceUrl, usesPlainHttp } from '../store/storageAccount';
 
@@ -69,7 +69,6 @@ export function newRunId(at: Date): string {
 }
 
 export class SweepRunStore {
-  private ready?: Promise<void>;
 
   constructor(readonly table: TableClient) {}
 
@@ -77,14 +76,8 @@ export class SweepRunStore {
     return new SweepRunStore(TableClient.fromConnectionString(connectionString, tableName, { allowInsecureConnection: usesPlainHttp(connectionString, 'table') }));
   }
 
-  private async client(): Promise<TableClient> {
-    this.ready ??= this.table.createTable().catch((e: unknown) => {
-      if (statusOf(e) === 409) return;
-      this.ready = undefined;
-      throw new RunStoreError('createTable', e);
-    });
-    await this.ready;
-    return this.table;
+  private client(): Promise<TableClient> {
+    return ensureTable(this.table);
   }
 
   private async guard<T>(operation: string, run: (client: TableClient) => Promise<T>): Promise<T> {

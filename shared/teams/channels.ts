@@ -9,7 +9,7 @@ import { TableClient, type TableEntityResult } from '@azure/data-tables';
 import type { TokenCredential } from '@azure/identity';
 import { storageConnectionString, storageCredentialFromEnvironment, storageServiceUrl, usesPlainHttp } from '../store/storageAccount';
 import type { ConversationReference } from 'botbuilder';
-import { DEFAULT_TABLE_PREFIX, tableKey } from '../store/tables';
+import { DEFAULT_TABLE_PREFIX, ensureTable, tableKey } from '../store/tables';
 import type { ControlId } from '../types';
 import type { ControlCounts } from './cards';
 
@@ -57,7 +57,6 @@ export function channelOf(conversationId: string): string {
   return conversationId.split(';messageid=')[0];
 }
 
-const created = new Map<string, Promise<void>>();
 
 export class TeamsTables {
   private readonly clients: Record<TeamsTableKind, TableClient>;
@@ -76,20 +75,8 @@ export class TeamsTables {
     return new TeamsTables((name) => new TableClient(accountUrl.replace(/\/+$/, ''), name, credential), prefix);
   }
 
-  private async table(kind: TeamsTableKind): Promise<TableClient> {
-    const client = this.clients[kind];
-    const key = `${client.url}|${client.tableName}`;
-    let ready = created.get(key);
-    if (!ready) {
-      ready = client.createTable().catch((e: unknown) => {
-        if (statusOf(e) === 409) return;
-        created.delete(key);
-        throw new Error(`Azure Tables: could not create table "${client.tableName}": ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
-      });
-      created.set(key, ready);
-    }
-    await ready;
-    return client;
+  private table(kind: TeamsTableKind): Promise<TableClient> {
+    return ensureTable(this.clients[kind]);
   }
 
   private async get(kind: TeamsTableKind, pk: string, rk: string): Promise<Row | undefined> {

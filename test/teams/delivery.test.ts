@@ -1,5 +1,5 @@
 // Notices through the real queue (Azurite) to Teams (connector stand-in), with the connector failing.
-import { QueueNoticeSink, decodeNotice, deliverNotice, encodeNotice, NOTICE_QUEUE } from '../../shared/notify/queueSink';
+import { decodeNotice, deliverNotice, encodeNotice, NOTICE_QUEUE, noticeSinkFromEnvironment } from '../../shared/notify/queueSink';
 import type { Notice } from '../../shared/notify/types';
 import { teamsNoticeChannels } from '../../shared/teams/delivery';
 import { summarize } from '../../shared/types';
@@ -45,7 +45,7 @@ const remediated = (): Notice => ({
 });
 
 test('the sink writes base64 JSON to netguard-notices (created on first use) and it decodes back', async () => {
-  const sink = QueueNoticeSink.fromConnectionString(azurite.connectionString);
+  const sink = noticeSinkFromEnvironment({ AzureWebJobsStorage: azurite.connectionString })!;
   const notice = remediated();
   await sink.enqueue(notice);
   expect(sink.queue.name).toBe(NOTICE_QUEUE);
