@@ -9,22 +9,20 @@ import type { ArmSandbox } from '../../shared/sandbox/armServer';
 import type { SeededFleet } from '../../shared/sandbox/fleet';
 import type { RunReport } from '../../shared/types';
 import { publishedEventFiles, samplePath } from '../events/eventSamples';
-import { startAzurite, type AzuriteInstance } from '../helpers/azurite';
+import { useAzurite } from '../helpers/azurite';
 import { onlyFinding, startSandbox } from '../helpers/sandboxEnv';
 import { fleetEvent, netGuardRulesIn, OP, pick, ruleIdOf, rulePutsThatTook, seedFleet, writeRequests } from '../functions/eventRig';
 
-let azurite: AzuriteInstance;
+const azurite = useAzurite();
 let sandbox: ArmSandbox;
 let fleet: SeededFleet;
 let tmp: string;
 
-beforeAll(async () => {
-  azurite = await startAzurite();
+beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'netguard-handle-event-'));
-}, 60_000);
+});
 
-afterAll(async () => {
-  await azurite?.stop();
+afterAll(() => {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 

@@ -7,24 +7,17 @@ import type { ArmSandbox } from '../../shared/sandbox/armServer';
 import type { SeededFleet } from '../../shared/sandbox/fleet';
 import type { TableStateStore } from '../../shared/store/tables';
 import { sampleEvent, sampleText } from '../events/eventSamples';
-import { startAzurite, type AzuriteInstance } from '../helpers/azurite';
+import { useAzurite } from '../helpers/azurite';
 import { freshStore, startSandbox } from '../helpers/sandboxEnv';
 import { fleetEvent, netGuardRulesIn, OP, pick, ruleIdOf, rulePutsThatTook, runtimeFor, seedFleet } from '../functions/eventRig';
 
-let azurite: AzuriteInstance;
+const azurite = useAzurite();
 let sandbox: ArmSandbox;
 let fleet: SeededFleet;
 let store: TableStateStore;
 let server: LocalServer;
 let logLines: string[];
 
-beforeAll(async () => {
-  azurite = await startAzurite();
-}, 60_000);
-
-afterAll(async () => {
-  await azurite?.stop();
-});
 
 beforeEach(async () => {
   sandbox = await startSandbox();

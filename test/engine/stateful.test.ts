@@ -13,21 +13,14 @@ import {
   type SeededFleet,
 } from '../../shared/sandbox/fleet';
 import { approvalIdFor } from '../../shared/store/types';
-import { startAzurite, type AzuriteInstance } from '../helpers/azurite';
+import { useAzurite } from '../helpers/azurite';
 import { clusterIn, engineFor, findingsOf, freshStore, onlyFinding, sshDecisionInSandbox, startSandbox, writesTo } from '../helpers/sandboxEnv';
 
 const FALLBACK = '198.51.100.0/24';
 const SECOND_SUB = '22222222-3333-4444-5555-666666666666';
 
-let azurite: AzuriteInstance;
+const azurite = useAzurite();
 
-beforeAll(async () => {
-  azurite = await startAzurite();
-}, 60_000);
-
-afterAll(async () => {
-  await azurite?.stop();
-});
 
 const pick = (fleet: SeededFleet, label: string): SeededCluster => fleet.clusters.find((c) => c.label === label)!;
 

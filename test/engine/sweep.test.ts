@@ -7,7 +7,7 @@ import { AddressSet } from '../../shared/net/addressSet';
 import type { ArmSandbox } from '../../shared/sandbox/armServer';
 import { NETGUARD_SSH_RULE_NAME, seedDriftedFleet, type SeededCluster, type SeededFleet } from '../../shared/sandbox/fleet';
 import { CONTROL_IDS, type RunReport } from '../../shared/types';
-import { startAzurite, type AzuriteInstance } from '../helpers/azurite';
+import { useAzurite } from '../helpers/azurite';
 import {
   clusterIn,
   engineFor,
@@ -24,17 +24,10 @@ import {
 
 const FALLBACK_RANGES = '198.51.100.0/24';
 
-let azurite: AzuriteInstance;
+const azurite = useAzurite();
 let sandbox: ArmSandbox;
 let fleet: SeededFleet;
 
-beforeAll(async () => {
-  azurite = await startAzurite();
-}, 60_000);
-
-afterAll(async () => {
-  await azurite?.stop();
-});
 
 async function seedSandbox(): Promise<void> {
   sandbox = await startSandbox();

@@ -7,21 +7,16 @@ import type { ArmSandbox } from '../../shared/sandbox/armServer';
 import { NETGUARD_SSH_RULE_NAME, seedDriftedFleet, vnetWithSubnets, clusterFromFixture, type SeededCluster, type SeededFleet } from '../../shared/sandbox/fleet';
 import type { TableStateStore } from '../../shared/store/tables';
 import type { Finding } from '../../shared/types';
-import { startAzurite, type AzuriteInstance } from '../helpers/azurite';
+import { useAzurite } from '../helpers/azurite';
 import { freshStore, gatewayFor, settingsFor, startSandbox } from '../helpers/sandboxEnv';
 
-let azurite: AzuriteInstance;
+const azurite = useAzurite();
 let sandbox: ArmSandbox;
 let fleet: SeededFleet;
 let store: TableStateStore;
 
-beforeAll(async () => {
-  azurite = await startAzurite();
-}, 60_000);
-
 afterAll(async () => {
   await sandbox?.stop();
-  await azurite?.stop();
 });
 
 function rig(withCache: boolean) {

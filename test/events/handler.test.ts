@@ -9,7 +9,7 @@ import type { ArmSandbox } from '../../shared/sandbox/armServer';
 import { securityRule, type SeededFleet } from '../../shared/sandbox/fleet';
 import type { TableStateStore } from '../../shared/store/tables';
 import type { Finding } from '../../shared/types';
-import { startAzurite, type AzuriteInstance } from '../helpers/azurite';
+import { useAzurite } from '../helpers/azurite';
 import { findingsOf, freshStore, onlyFinding, sshDecisionInSandbox, startSandbox } from '../helpers/sandboxEnv';
 import { sampleEvent } from './eventSamples';
 import {
@@ -25,18 +25,11 @@ import {
   writeRequests,
 } from '../functions/eventRig';
 
-let azurite: AzuriteInstance;
+const azurite = useAzurite();
 let sandbox: ArmSandbox;
 let fleet: SeededFleet;
 let store: TableStateStore;
 
-beforeAll(async () => {
-  azurite = await startAzurite();
-}, 60_000);
-
-afterAll(async () => {
-  await azurite?.stop();
-});
 
 beforeEach(async () => {
   sandbox = await startSandbox();

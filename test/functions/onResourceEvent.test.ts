@@ -9,22 +9,15 @@ import type { ArmSandbox } from '../../shared/sandbox/armServer';
 import type { SeededFleet } from '../../shared/sandbox/fleet';
 import type { TableStateStore } from '../../shared/store/tables';
 import { sampleEvent, sampleText, publishedEventFiles } from '../events/eventSamples';
-import { startAzurite, type AzuriteInstance } from '../helpers/azurite';
+import { useAzurite } from '../helpers/azurite';
 import { freshStore, startSandbox } from '../helpers/sandboxEnv';
 import { authorizationFailed, fleetEvent, netGuardRulesIn, OP, pick, ruleIdOf, rulePutsThatTook, runtimeFor, seedFleet, writeRequests } from './eventRig';
 
-let azurite: AzuriteInstance;
+const azurite = useAzurite();
 let sandbox: ArmSandbox;
 let fleet: SeededFleet;
 let store: TableStateStore;
 
-beforeAll(async () => {
-  azurite = await startAzurite();
-}, 60_000);
-
-afterAll(async () => {
-  await azurite?.stop();
-});
 
 beforeEach(async () => {
   sandbox = await startSandbox();

@@ -11,12 +11,12 @@ import { ArmSandbox } from '../../shared/sandbox/armServer';
 import { seedDriftedFleet, type SeededFleet } from '../../shared/sandbox/fleet';
 import type { TableStateStore } from '../../shared/store/tables';
 import { VerifyQueue } from '../../shared/store/verifyQueue';
-import { startAzurite, type AzuriteInstance } from '../helpers/azurite';
+import { useAzurite } from '../helpers/azurite';
 import { freshStore } from '../helpers/sandboxEnv';
 import { fleetEvent, OP, pick } from './eventRig';
 
 const RANGES = '198.51.100.0/24';
-let azurite: AzuriteInstance;
+const azurite = useAzurite();
 let sandbox: ArmSandbox;
 let fleet: SeededFleet;
 let store: TableStateStore;
@@ -27,12 +27,6 @@ let logs: string[];
 /** The real queue, with no delay between looks so the test does not wait 30 s. */
 const immediate: DeferredUpdateSink = { enqueue: (u: PendingClusterUpdate) => queue.enqueue(u, 0) };
 
-beforeAll(async () => {
-  azurite = await startAzurite();
-}, 60_000);
-afterAll(async () => {
-  await azurite?.stop();
-});
 beforeEach(async () => {
   sandbox = await ArmSandbox.start({ lroPolls: 2 }); // the update reads InProgress twice, then Succeeded
   fleet = seedDriftedFleet(sandbox);

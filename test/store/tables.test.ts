@@ -5,7 +5,7 @@ import type { ClusterPropertyChange, SecurityRuleChange } from '../../shared/con
 import { StoreError, TableStateStore, storeFromEnvironment } from '../../shared/store/tables';
 import { approvalIdFor, type ApprovalRecord, type AuditEntry } from '../../shared/store/types';
 import type { Finding } from '../../shared/types';
-import { startAzurite, type AzuriteInstance } from '../helpers/azurite';
+import { useAzurite } from '../helpers/azurite';
 
 const fixture = (rel: string) => JSON.parse(readFileSync(join(__dirname, '../fixtures/azure', rel), 'utf8'));
 const clusterBody = fixture('arm-aks-2026-01-01/ManagedClustersGet.json').responses['200'].body;
@@ -16,16 +16,11 @@ const clusterNamed = (name: string): string => (clusterBody.id as string).replac
 const nsgNamed = (name: string): string => (nsgBody.id as string).replace(/testnsg$/, name);
 
 const PREFIX = 'tablestest';
-let azurite: AzuriteInstance;
+const azurite = useAzurite();
 let store: TableStateStore;
 
-beforeAll(async () => {
-  azurite = await startAzurite();
+beforeAll(() => {
   store = TableStateStore.fromConnectionString(azurite.connectionString, { tablePrefix: PREFIX });
-}, 60_000);
-
-afterAll(async () => {
-  await azurite?.stop();
 });
 
 const rawTable = (name: string) => TableClient.fromConnectionString(azurite.connectionString, name, { allowInsecureConnection: true });

@@ -5,21 +5,15 @@ import { deliverNotice } from '../../shared/notify/queueSink';
 import type { ApprovalRecord } from '../../shared/store/types';
 import { APPROVAL_VERBS, type ApprovalActionData } from '../../shared/teams/cards';
 import { teamsNoticeChannels } from '../../shared/teams/delivery';
-import type { AzuriteInstance } from '../helpers/azurite';
+import { useAzurite } from '../helpers/azurite';
 import { validateCard15 } from './adaptiveCard15';
-import { APPROVER, cardClick, channelMessage, pendingApproval, SECOND_APPROVER, startAzurite, startHarness, type Harness } from './harness';
+import { APPROVER, cardClick, channelMessage, pendingApproval, SECOND_APPROVER, startHarness, type Harness } from './harness';
 
-let azurite: AzuriteInstance;
+const azurite = useAzurite();
 let h: Harness;
 const CHANNEL_A = '19:aaaa0000000000000000000000000001@thread.tacv2';
 const CHANNEL_B = '19:bbbb0000000000000000000000000002@thread.tacv2';
 
-beforeAll(async () => {
-  azurite = await startAzurite();
-});
-afterAll(async () => {
-  await azurite?.stop();
-});
 beforeEach(async () => {
   h = await startHarness(azurite);
   await h.post(channelMessage(h, 'subscribe', CHANNEL_A));

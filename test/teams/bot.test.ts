@@ -1,17 +1,11 @@
 // The bot through its real HTTP entry (functions/teamsMessages.ts → CloudAdapter → teams-ai):
 // activities as Teams sends them, replies to a connector stand-in, state in Azurite.
-import { APPROVER, channelMessage, fixture, pendingApproval, startAzurite, startHarness, TENANT, type Harness } from './harness';
-import type { AzuriteInstance } from '../helpers/azurite';
+import { APPROVER, channelMessage, fixture, pendingApproval, startHarness, TENANT, type Harness } from './harness';
+import { useAzurite } from '../helpers/azurite';
 
-let azurite: AzuriteInstance;
+const azurite = useAzurite();
 let h: Harness;
 
-beforeAll(async () => {
-  azurite = await startAzurite();
-});
-afterAll(async () => {
-  await azurite?.stop();
-});
 beforeEach(async () => {
   h = await startHarness(azurite);
 });

@@ -3,19 +3,13 @@ import { decodeNotice, deliverNotice, encodeNotice, NOTICE_QUEUE, noticeSinkFrom
 import type { Notice } from '../../shared/notify/types';
 import { teamsNoticeChannels } from '../../shared/teams/delivery';
 import { summarize } from '../../shared/types';
-import type { AzuriteInstance } from '../helpers/azurite';
+import { useAzurite } from '../helpers/azurite';
 import { validateCard15 } from './adaptiveCard15';
-import { channelMessage, CLUSTER_ID, pendingApproval, startAzurite, startHarness, type Harness } from './harness';
+import { channelMessage, CLUSTER_ID, pendingApproval, startHarness, type Harness } from './harness';
 
-let azurite: AzuriteInstance;
+const azurite = useAzurite();
 let h: Harness;
 
-beforeAll(async () => {
-  azurite = await startAzurite();
-});
-afterAll(async () => {
-  await azurite?.stop();
-});
 beforeEach(async () => {
   h = await startHarness(azurite);
   await h.post(channelMessage(h, 'subscribe', '19:aaaa0000000000000000000000000001@thread.tacv2'));

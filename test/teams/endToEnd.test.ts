@@ -12,22 +12,16 @@ import { seedDriftedFleet, type SeededFleet } from '../../shared/sandbox/fleet';
 import type { ApprovalRecord } from '../../shared/store/types';
 import type { ApprovalActionData } from '../../shared/teams/cards';
 import { teamsNoticeChannels } from '../../shared/teams/delivery';
-import type { AzuriteInstance } from '../helpers/azurite';
-import { APPROVER, cardClick, channelMessage, startAzurite, startHarness, type Harness } from './harness';
+import { useAzurite } from '../helpers/azurite';
+import { APPROVER, cardClick, channelMessage, startHarness, type Harness } from './harness';
 
 const CHANNEL = '19:eeee0000000000000000000000000005@thread.tacv2';
-let azurite: AzuriteInstance;
+const azurite = useAzurite();
 let sandbox: ArmSandbox;
 let fleet: SeededFleet;
 let h: Harness;
 let engine: Engine;
 
-beforeAll(async () => {
-  azurite = await startAzurite();
-}, 60_000);
-afterAll(async () => {
-  await azurite?.stop();
-});
 beforeEach(async () => {
   sandbox = await ArmSandbox.start({ lroPolls: 1 });
   fleet = seedDriftedFleet(sandbox);
