@@ -415,7 +415,7 @@ export class Engine {
         if (err instanceof ArmError && err.status === 412) {
           if (++conflicts > MAX_CONFLICT_ROUNDS) throw new ConcurrencyError(`${judgement.targetId} kept changing under NetGuard (412 ${conflicts} times).`);
         } else {
-          await this.audit({ control: control.id, clusterId: judgement.clusterId, targetId: judgement.targetId, event: 'write-failed', before: planBefore(plan), after: planAfter(plan), actor: 'netguard (auto)', detail: describeError(err) });
+          await this.audit({ control: control.id, clusterId: judgement.clusterId, targetId: judgement.targetId, event: 'write-failed', before: plan.before, after: plan.after, actor: 'netguard (auto)', detail: describeError(err) });
           throw err;
         }
       }
@@ -425,23 +425,14 @@ export class Engine {
       const again = control.evaluate(refreshed).find((j) => sameId(j.targetId, judgement.targetId));
       if (!again || again.compliant) {
         if (applied.length === 0) return { action: 'none', status: 'compliant', detail: `${judgement.detail} It was repaired by someone else before NetGuard's write.` };
-        const actor = run.actor ?? 'netguard (auto)';
         const detail = `${judgement.detail} NetGuard fixed it: ${applied.join(' Then: ')}`;
-        const finding: Finding = { control: control.id, resourceId: judgement.clusterId, targetId: judgement.targetId, status: 'drift', action: 'remediated', detail };
-        // Independent records of the same fix: written together.
-        await Promise.all([
-          this.audit({ control: control.id, clusterId: judgement.clusterId, targetId: judgement.targetId, event: 'remediated', before: planBefore(first), after: planAfter(plan), actor, mode: run.actor ? 'approve' : 'auto', detail: applied.join(' Then: ') }),
-          this.notify({ kind: 'remediated', finding, change: plan, changedBy: run.changedBy, at: this.clock().toISOString() }),
-          this.deps.store?.recordRemediation(control.id, judgement.targetId, this.clock(), run.changedBy).catch((err: unknown) => {
-            this.deps.warn?.(`Could not record the fix of ${judgement.targetId} for the flap guard: ${describeError(err)}`);
-          }),
-        ]);
+        await this.announceFix({ judgement, detail, before: first.before, change: plan, steps: applied.join(' Then: '), actor: run.actor, changedBy: run.changedBy });
         return { action: 'remediated', detail };
       }
       const next = control.plan(again, refreshed);
       if (next.kind === 'none') throw new VerificationError(`the write did not make it compliant: ${again.detail} ${next.reason}`);
       if (applied.length > 0 && sameChange(next, plan)) {
-        await this.audit({ control: control.id, clusterId: judgement.clusterId, targetId: judgement.targetId, event: 'verify-failed', after: planAfter(plan), actor: 'netguard (auto)', detail: again.detail });
+        await this.audit({ control: control.id, clusterId: judgement.clusterId, targetId: judgement.targetId, event: 'verify-failed', after: plan.after, actor: 'netguard (auto)', detail: again.detail });
         throw new VerificationError(`Azure accepted the write but re-reading shows it did not take: ${again.detail}`);
       }
       if (next.needsPerson && !approved) {
@@ -517,14 +508,33 @@ export class Engine {
       return fail(`Azure finished the update, but re-reading shows it did not take: ${judgement?.detail ?? 'no verdict'}`, 'verify-failed');
     }
     const detail = `${update.detail} NetGuard fixed it: ${update.change.summary}`;
-    const finding: Finding = { control: update.control, resourceId: update.clusterId, targetId: update.targetId, status: 'drift', action: 'remediated', detail };
-    await Promise.all([
-      this.audit({ ...base, event: 'remediated', before: update.change.before, after: update.change.after, actor, mode: update.actor ? 'approve' : 'auto', detail: update.change.summary }),
-      this.notify({ kind: 'remediated', finding, change: update.change, changedBy: update.changedBy, at: this.clock().toISOString() }),
-      this.deps.store?.recordRemediation(update.control, update.targetId, this.clock(), update.changedBy).catch(() => undefined),
-      this.record([finding]),
-    ]);
+    const verified = { control: update.control, clusterId: update.clusterId, targetId: update.targetId };
+    const finding = await this.announceFix({ judgement: verified, detail, before: update.change.before, change: update.change, steps: update.change.summary, actor: update.actor, changedBy: update.changedBy });
+    // The run that started the update has ended: the verified finding is recorded here.
+    await this.record([finding]);
     return { state: 'remediated', detail };
+  }
+
+  /** A verified fix: audited, announced (Teams notice) and counted for the flap guard, together. */
+  private async announceFix(fix: {
+    judgement: Pick<Judgement, 'control' | 'clusterId' | 'targetId'>;
+    detail: string;
+    before: unknown;
+    change: PlannedChange;
+    steps: string;
+    actor?: string;
+    changedBy?: string;
+  }): Promise<Finding> {
+    const { control, clusterId, targetId } = fix.judgement;
+    const finding: Finding = { control, resourceId: clusterId, targetId, status: 'drift', action: 'remediated', detail: fix.detail };
+    await Promise.all([
+      this.audit({ control, clusterId, targetId, event: 'remediated', before: fix.before, after: fix.change.after, actor: fix.actor ?? 'netguard (auto)', mode: fix.actor ? 'approve' : 'auto', detail: fix.steps }),
+      this.notify({ kind: 'remediated', finding, change: fix.change, changedBy: fix.changedBy, at: this.clock().toISOString() }),
+      this.deps.store?.recordRemediation(control, targetId, this.clock(), fix.changedBy).catch((err: unknown) => {
+        this.deps.warn?.(`Could not record the fix of ${targetId} for the flap guard: ${describeError(err)}`);
+      }),
+    ]);
+    return finding;
   }
 
   /** Re-reads what a judgement depends on and returns an observation with it replaced. */
@@ -674,13 +684,6 @@ function setPath(target: Record<string, any>, path: string[], value: unknown): v
     node = node[key];
   }
   node[path[path.length - 1]] = value;
-}
-
-function planBefore(p: PlannedChange): unknown {
-  return p.before;
-}
-function planAfter(p: PlannedChange): unknown {
-  return p.after;
 }
 
 /** Same fix on the same thing (ETags and wording aside). */

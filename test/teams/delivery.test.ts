@@ -5,7 +5,7 @@ import { teamsNoticeChannels } from '../../shared/teams/delivery';
 import { summarize } from '../../shared/types';
 import { useAzurite } from '../helpers/azurite';
 import { validateCard15 } from './adaptiveCard15';
-import { channelMessage, CLUSTER_ID, pendingApproval, startHarness, type Harness } from './harness';
+import { channelMessage, CLUSTER_ID, disableRoutingChange, pendingApproval, startHarness, type Harness } from './harness';
 
 const azurite = useAzurite();
 let h: Harness;
@@ -25,15 +25,7 @@ const deps = () => ({ channels: teamsNoticeChannels(h.bot, h.store, h.tables), s
 const remediated = (): Notice => ({
   kind: 'remediated',
   finding: { control: 'http-application-routing', resourceId: CLUSTER_ID, targetId: CLUSTER_ID, status: 'drift', action: 'remediated', detail: 'Fixed.' },
-  change: {
-    kind: 'cluster-property',
-    clusterId: CLUSTER_ID,
-    path: ['properties', 'addonProfiles', 'httpApplicationRouting', 'enabled'],
-    before: true,
-    after: false,
-    needsPerson: false,
-    summary: 'Disable the HTTP application routing add-on of aks-prod.',
-  },
+  change: disableRoutingChange(),
   changedBy: 'bob@contoso.com',
   at: new Date().toISOString(),
 });

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { HttpRequest, InvocationContext } from '@azure/functions';
 import { teamsMessages } from '../../functions/teamsMessages';
 import type { Settings } from '../../shared/config';
+import type { ClusterPropertyChange } from '../../shared/controls/types';
 import { TableStateStore } from '../../shared/store/tables';
 import type { ApprovalRecord } from '../../shared/store/types';
 import { NetGuardBot, type ApprovalExecutor } from '../../shared/teams/bot';
@@ -108,6 +109,19 @@ export function cardClick(h: Harness, opts: { replyToId: string; conversationId:
   return a;
 }
 
+/** The fix NetGuard plans for the HTTP application routing add-on of the test cluster. */
+export function disableRoutingChange(): ClusterPropertyChange {
+  return {
+    kind: 'cluster-property',
+    clusterId: CLUSTER_ID,
+    path: ['properties', 'addonProfiles', 'httpApplicationRouting', 'enabled'],
+    before: true,
+    after: false,
+    needsPerson: false,
+    summary: 'Disable the HTTP application routing add-on of aks-prod (addonProfiles.httpApplicationRouting.enabled → false).',
+  };
+}
+
 export async function pendingApproval(h: Harness, overrides: Partial<ApprovalRecord> = {}): Promise<ApprovalRecord> {
   const now = Date.now();
   const { approval } = await h.store.requestApproval({
@@ -115,15 +129,7 @@ export async function pendingApproval(h: Harness, overrides: Partial<ApprovalRec
     clusterId: CLUSTER_ID,
     targetId: CLUSTER_ID,
     detail: 'The HTTP application routing add-on is enabled on aks-prod.',
-    change: {
-      kind: 'cluster-property',
-      clusterId: CLUSTER_ID,
-      path: ['properties', 'addonProfiles', 'httpApplicationRouting', 'enabled'],
-      before: true,
-      after: false,
-      needsPerson: false,
-      summary: 'Disable the HTTP application routing add-on of aks-prod (addonProfiles.httpApplicationRouting.enabled → false).',
-    },
+    change: disableRoutingChange(),
     reason: 'the control is in approve mode',
     requestedAt: new Date(now).toISOString(),
     expiresAt: new Date(now + 24 * 3600_000).toISOString(),
