@@ -29,7 +29,9 @@ export function createTeamsHost(env: NodeJS.ProcessEnv = process.env, log?: (lin
   if (!store || !tables) {
     throw new Error('The Teams bot needs AzureWebJobsStorage (subscriptions and approvals live there).');
   }
-  const bot = new NetGuardBot({ settings, store, tables, executor: async () => engineExecutor(env, inFunctionApp), log });
+  // Built on the first decision (not per click), so clients and table handles are reused.
+  let executor: ApprovalExecutor | undefined;
+  const bot = new NetGuardBot({ settings, store, tables, executor: async () => (executor ??= engineExecutor(env, inFunctionApp)), log });
   return { bot, settings, store, tables };
 }
 
