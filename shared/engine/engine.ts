@@ -472,7 +472,8 @@ export class Engine {
       ifMatch = fresh.etag;
     }
     setPath(cluster, plan.path, plan.after);
-    return arm.startClusterUpdate(cluster, ifMatch);
+    // The change is named so that a lost answer can be settled by re-reading (see ArmGateway).
+    return arm.startClusterUpdate(cluster, ifMatch, { path: plan.path, value: plan.after });
   }
 
   /**
