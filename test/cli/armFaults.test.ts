@@ -70,6 +70,13 @@ function eventFile(content: unknown): string {
 }
 
 describe('Always end', () => {
+  test.each(['abc', '0', '-5', '7200'])('AKS_NETGUARD_ARM_TIMEOUT_SECONDS=%s: exit 2 naming the setting, no request', async (value) => {
+    const r = await cli(['sweep', '--subscription', fleet.subscriptionId], { AKS_NETGUARD_ARM_TIMEOUT_SECONDS: value });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('AKS_NETGUARD_ARM_TIMEOUT_SECONDS');
+    expect(sandbox.countRequests()).toBe(0);
+  });
+
   test('a list GET that never answers: the sweep ends, that subscription is an error naming the stalled call, the other one is judged', async () => {
     const stalled = seedDriftedFleet(sandbox, { subscriptionId: '0f0f0f0f-1111-2222-3333-444444444444' });
     const nsgList = `/subscriptions/${stalled.subscriptionId}/providers/Microsoft.Network/networkSecurityGroups`;
