@@ -24,7 +24,7 @@ import {
 import { ConfigError } from '../config';
 import type { SecurityRuleProperties } from './armTypes';
 import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmSecurityRule, ArmVirtualNetwork } from './armTypes';
-import { ArmError, VerificationError, classifyError } from './errors';
+import { ArmError, RETRYABLE_CODES, VerificationError, classifyError, isRetryableStatus } from './errors';
 import { lastSegment, parentId, parseResourceId, resourceGroupOf, subscriptionOf } from './ids';
 import type { Inventory } from './topology';
 
@@ -532,13 +532,6 @@ function wireRule(model: Record<string, unknown>, ruleName: string): ArmSecurity
 
 // ---- retries and timeouts -------------------------------------------------------------------
 
-/** Network failures after which the same request may well succeed. */
-const TRANSIENT_CODES = new Set(['ETIMEDOUT', 'ESOCKETTIMEDOUT', 'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'REQUEST_SEND_ERROR']);
-
-function isTransientStatus(status: number): boolean {
-  return status === 408 || status === 429 || (status >= 500 && status !== 501 && status !== 505);
-}
-
 /** Milliseconds the answer asks to wait (retry-after-ms, x-ms-retry-after-ms, Retry-After seconds or date). */
 function retryAfterOf(response: PipelineResponse | undefined): number | undefined {
   if (!response) return undefined;
@@ -594,8 +587,8 @@ function retryingPolicy(retry: Required<ArmRetryOptions>, timeoutMs: number): Pi
         }
         const transient =
           error !== undefined
-            ? isRestError(error) && error.statusCode === undefined && TRANSIENT_CODES.has(String(error.code))
-            : isTransientStatus(response!.status);
+            ? isRestError(error) && error.statusCode === undefined && RETRYABLE_CODES.has(String(error.code))
+            : isRetryableStatus(response!.status);
         if (isWrite) {
           const watch = writeScope.getStore();
           if (watch && (error !== undefined || (response && response.status >= 500))) watch.lost = true;
@@ -622,6 +615,8 @@ function retryingPolicy(retry: Required<ArmRetryOptions>, timeoutMs: number): Pi
 /** A rule's properties as read hold the properties as written (Azure may drop empty lists, vary case). */
 function holdsWritten(written: Record<string, unknown>, read: Record<string, unknown> | undefined): boolean {
   if (!read) return false;
+  // Azure took the write and then failed to apply it: not a fix.
+  if (/^(failed|canceled|cancelled)$/i.test(String(read.provisioningState ?? ''))) return false;
   for (const key of RULE_PROPERTY_NAMES) {
     if (key === 'provisioningState') continue;
     if (!sameWireValue(written[key], read[key])) return false;

@@ -329,6 +329,23 @@ describe('lost answers, stalls and resets', () => {
     expect(onlyFinding(report, seeded('b').clusterId, 'node-ssh-deny').action).toBe('remediated');
   });
 
+  test('a Retry-After of an hour is honoured only up to the cap: the sweep goes on instead of parking', async () => {
+    const list = /\/providers\/Microsoft\.Network\/networkSecurityGroups$/i;
+    sandbox.failNext({ method: 'GET', pathPattern: list, status: 429, headers: { 'Retry-After': '3600' } });
+    const report = await engineWith().sweep([fleet.subscriptionId]);
+    expect(sandbox.findRequests({ method: 'GET', path: list }).map((r) => r.status)).toEqual([429, 200]);
+    expect(report.summary.errors).toBe(0);
+  });
+
+  test('a 503 without Retry-After on a list call is retried; the sweep is normal', async () => {
+    const list = /\/providers\/Microsoft\.ContainerService\/managedClusters$/i;
+    sandbox.failNext({ method: 'GET', pathPattern: list, status: 503, times: 2 });
+    const report = await engineWith().sweep([fleet.subscriptionId]);
+    expect(sandbox.findRequests({ method: 'GET', path: list }).map((r) => r.status)).toEqual([503, 503, 200]);
+    expect(report.summary.errors).toBe(0);
+    expect(report.summary.remediated).toBe(3);
+  });
+
   test('a reset on a list call is retried; the sweep is normal', async () => {
     sandbox.failNext({ method: 'GET', pathPattern: /\/providers\/Microsoft\.Network\/virtualNetworks$/i, fault: 'reset' });
     const report = await engineWith().sweep([fleet.subscriptionId]);
