@@ -67,6 +67,8 @@ export interface ArmGatewayOptions {
   requestTimeoutMs?: number;
   /** Poll interval for long-running operations when the service gives no Retry-After. */
   pollIntervalMs?: number;
+  /** How long a long-running write may stay in progress before NetGuard stops waiting; default 30 min. */
+  operationDeadlineMs?: number;
 }
 
 export interface ArmCallCounter {
@@ -135,6 +137,7 @@ export class ArmGateway {
   private readonly pollIntervalMs: number;
   private readonly retry: Required<ArmRetryOptions>;
   private readonly timeoutMs: number;
+  private readonly operationDeadlineMs: number;
 
   constructor(private readonly options: ArmGatewayOptions) {
     this.endpoint = options.endpoint.replace(/\/+$/, '');
@@ -149,6 +152,7 @@ export class ArmGateway {
       maxRetryAfterInMs: Math.max(0, r.maxRetryAfterInMs ?? 60_000),
     };
     this.timeoutMs = options.requestTimeoutMs && options.requestTimeoutMs > 0 ? options.requestTimeoutMs : DEFAULT_ARM_TIMEOUT_MS;
+    this.operationDeadlineMs = options.operationDeadlineMs && options.operationDeadlineMs > 0 ? options.operationDeadlineMs : 30 * 60_000;
   }
 
   private credential(): TokenCredential {
@@ -370,6 +374,8 @@ export class ArmGateway {
         client.securityRules.createOrUpdate(resourceGroupOf(nsgId), lastSegment(nsgId), ruleName, { name: ruleName, ...props } as any, {
           requestOptions: { headers: conditional },
           updateIntervalInMs: this.pollIntervalMs,
+          // The SDK's poller would wait for an operation that never ends; this one ends (re-read below).
+          abortSignal: AbortSignal.timeout(this.operationDeadlineMs),
         }),
       );
       return wireRule(written as unknown as Record<string, unknown>, ruleName);
@@ -482,7 +488,7 @@ export class ArmGateway {
    * A look that fails even after its retries is tolerated a few times in a row (the update runs on in
    * Azure); then the failure is reported, saying the update may still finish.
    */
-  async waitForOperation(op: StartedOperation, onProgress?: (status: string) => void, timeoutMs = 30 * 60_000): Promise<void> {
+  async waitForOperation(op: StartedOperation, onProgress?: (status: string) => void, timeoutMs = this.operationDeadlineMs): Promise<void> {
     if (!op.statusUrl && !op.followByReading) return;
     const deadline = Date.now() + timeoutMs;
     let delay = op.retryAfterMs ?? this.pollIntervalMs;

@@ -215,11 +215,12 @@ describe('lost answers, stalls and resets', () => {
   const clusterOpPolls = /\/providers\/Microsoft\.ContainerService\/locations\/[^/]+\/operations\//i;
 
   /** An engine whose gateway has a short per-try timeout and short back-off (no real seconds waited). */
-  function engineWith(opts: { timeoutMs?: number; env?: Record<string, string>; defer?: DeferredUpdateSink } = {}): Engine {
+  function engineWith(opts: { timeoutMs?: number; deadlineMs?: number; env?: Record<string, string>; defer?: DeferredUpdateSink } = {}): Engine {
     const arm = new ArmGateway({
       endpoint: sandbox.endpoint,
       pollIntervalMs: 5,
       requestTimeoutMs: opts.timeoutMs,
+      operationDeadlineMs: opts.deadlineMs,
       retryOptions: { retryDelayInMs: 5, maxRetryDelayInMs: 20, maxRetryAfterInMs: 20 },
     });
     return new Engine({ arm, settings: settingsFor(sandbox, opts.env), deferClusterUpdates: opts.defer });
@@ -327,6 +328,22 @@ describe('lost answers, stalls and resets', () => {
     for (const f of failed) expect([f.status, f.detail.includes(OTHER_SUB)]).toEqual(['error', true]);
     expect(failed[0].detail).toMatch(/did not answer/);
     expect(onlyFinding(report, seeded('b').clusterId, 'node-ssh-deny').action).toBe('remediated');
+  });
+
+  test('a rule write whose operation never ends: NetGuard stops waiting, re-reads, and the sweep reports', async () => {
+    sandbox.networkLroPolls = Number.MAX_SAFE_INTEGER;
+    const report = await engineWith({ deadlineMs: 300 }).sweep([fleet.subscriptionId]);
+    // The rule is in place as written (the NSG enforces it while Azure still says Updating).
+    expect(onlyFinding(report, seeded('b').clusterId, 'node-ssh-deny')).toMatchObject({ status: 'drift', action: 'remediated' });
+    expect(report.summary.resources).toBe(fleet.clusters.length);
+  });
+
+  test('a cluster update whose operation never ends: the sweep reports it as an error, not as fixed', async () => {
+    sandbox.lroPolls = Number.MAX_SAFE_INTEGER;
+    const report = await engineWith({ deadlineMs: 300, env: ROUTING_AUTO }).sweep([fleet.subscriptionId]);
+    const f = onlyFinding(report, seeded('e').clusterId, 'http-application-routing');
+    expect(f).toMatchObject({ status: 'error', action: 'none' });
+    expect(f.detail).toMatch(/did not finish/);
   });
 
   test('a Retry-After of an hour is honoured only up to the cap: the sweep goes on instead of parking', async () => {
