@@ -1,7 +1,8 @@
 // A local, in-memory stand-in of Azure Resource Manager ("the sandbox") for tests, the demo and the
 // benchmark. It speaks the ARM wire format that the real SDK clients send and expect: resources are
 // kept as raw ARM JSON (properties nested), keyed case-insensitively by id, with ETags, preconditions,
-// long-running operations, paging, and injectable faults and latency.
+// long-running operations, paging, and injectable faults (error answers, stalls, resets, answers lost
+// after the write was applied) and latency.
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
@@ -35,7 +36,7 @@ export interface RecordedRequest {
   headers: Record<string, string>;
   /** Parsed JSON body, or undefined when there was none (or it was not JSON). */
   body: unknown;
-  /** Status answered; 0 while the request is still being handled. */
+  /** Status answered; 0 while the request is still being handled, or when a fault (stall, reset) answered none. */
   status: number;
   /** True when the answer came from `failNext`. */
   injected?: boolean;
