@@ -1,6 +1,7 @@
 // Queue trigger on `netguard-verify`: looks at a cluster update NetGuard started (AKS updates take
 // minutes, longer than an event or a Teams click may wait). Still running: queued again for a later
-// look. Finished: re-read, re-judged and recorded; only a verified fix becomes `remediated`.
+// look (also when ARM could not be read this time). Finished: re-read, re-judged and recorded; only a
+// verified fix becomes `remediated`.
 import { app, type InvocationContext } from '@azure/functions';
 import { MAX_VERIFY_ATTEMPTS, VERIFY_DELAY_SECONDS, type DeferredUpdateSink } from '../shared/engine/deferred';
 import { functionRuntime, type Runtime } from '../shared/runtime';
@@ -13,7 +14,9 @@ export async function verifyClusterUpdates(
   queue: DeferredUpdateSink | undefined = VerifyQueue.fromEnvironment(process.env),
 ): Promise<'pending' | 'remediated' | 'failed'> {
   const update = decodePendingUpdate(message);
-  const result = await runtime.engine.verifyClusterUpdate(update); // a retryable ARM failure throws: the host retries
+  // A failed status poll is followed up by reading the cluster; a look that fails altogether comes
+  // back 'pending' and is queued again like a running update (bounded by MAX_VERIFY_ATTEMPTS).
+  const result = await runtime.engine.verifyClusterUpdate(update);
   if (result.state === 'pending') {
     if (update.attempt >= MAX_VERIFY_ATTEMPTS || !queue) {
       context.error(`netguard verify: the update of ${update.clusterId} (${update.control}) is still running after ${update.attempt} looks; giving up, the next sweep judges it again.`);

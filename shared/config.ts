@@ -27,6 +27,8 @@ export interface Settings {
   sweepSchedule: string;
   flap: { count: number; windowMinutes: number };
   approvalTtlHours: number;
+  /** AKS_NETGUARD_ARM_TIMEOUT_SECONDS: how long one try of one ARM request may take. */
+  armTimeoutSeconds: number;
 }
 
 export const DEFAULT_ARM_ENDPOINT = 'https://management.azure.com';
@@ -50,6 +52,7 @@ export const SETTING_NAMES = [
   'AKS_NETGUARD_FLAP_COUNT',
   'AKS_NETGUARD_FLAP_WINDOW_MINUTES',
   'AKS_NETGUARD_APPROVAL_TTL_HOURS',
+  'AKS_NETGUARD_ARM_TIMEOUT_SECONDS',
   'MicrosoftAppId',
   'MicrosoftAppTenantId',
   'MicrosoftAppType',
@@ -103,11 +106,27 @@ const intSetting = (name: string, def: number, min: number) =>
       return n;
     });
 
+/** Seconds as a positive number (fractions allowed, so tests can use a short timeout), at most one hour. */
+const secondsSetting = (name: string, def: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return def;
+      const n = Number(v);
+      if (!Number.isFinite(n) || n <= 0 || n > 3600) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${name}: "${v}" must be a number of seconds greater than 0 and at most 3600.` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
 const envSchema = z.object({
   AKS_NETGUARD_MAX_WRITES_PER_RUN: intSetting('AKS_NETGUARD_MAX_WRITES_PER_RUN', 20, 0),
   AKS_NETGUARD_FLAP_COUNT: intSetting('AKS_NETGUARD_FLAP_COUNT', 3, 1),
   AKS_NETGUARD_FLAP_WINDOW_MINUTES: intSetting('AKS_NETGUARD_FLAP_WINDOW_MINUTES', 60, 1),
   AKS_NETGUARD_APPROVAL_TTL_HOURS: intSetting('AKS_NETGUARD_APPROVAL_TTL_HOURS', 24, 1),
+  AKS_NETGUARD_ARM_TIMEOUT_SECONDS: secondsSetting('AKS_NETGUARD_ARM_TIMEOUT_SECONDS', 30),
 });
 
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
@@ -120,6 +139,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     AKS_NETGUARD_FLAP_COUNT: env.AKS_NETGUARD_FLAP_COUNT,
     AKS_NETGUARD_FLAP_WINDOW_MINUTES: env.AKS_NETGUARD_FLAP_WINDOW_MINUTES,
     AKS_NETGUARD_APPROVAL_TTL_HOURS: env.AKS_NETGUARD_APPROVAL_TTL_HOURS,
+    AKS_NETGUARD_ARM_TIMEOUT_SECONDS: env.AKS_NETGUARD_ARM_TIMEOUT_SECONDS,
   });
   if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => i.message).join(' '));
 
@@ -165,5 +185,6 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       windowMinutes: parsed.data.AKS_NETGUARD_FLAP_WINDOW_MINUTES,
     },
     approvalTtlHours: parsed.data.AKS_NETGUARD_APPROVAL_TTL_HOURS,
+    armTimeoutSeconds: parsed.data.AKS_NETGUARD_ARM_TIMEOUT_SECONDS,
   };
 }

@@ -1,5 +1,5 @@
 // Wires settings → ARM gateway → store → engine once per process (a Function App instance or a CLI run).
-import { ArmGateway } from './azure/arm';
+import { ArmGateway, type ArmRetryOptions } from './azure/arm';
 import type { TopologyCacheStore } from './azure/topologyCache';
 import { loadSettings, type Settings } from './config';
 import { Engine, type ExemptionSource } from './engine/engine';
@@ -33,6 +33,8 @@ export interface RuntimeOptions {
   /** Start cluster updates and verify them from the verify queue instead of waiting (functions). */
   deferClusterUpdates?: boolean | DeferredUpdateSink;
   pollIntervalMs?: number;
+  /** Back-off of ARM retries (tests shorten it; the timeout of each try is a setting). */
+  armRetry?: ArmRetryOptions;
   clock?: () => Date;
 }
 
@@ -40,7 +42,12 @@ export interface RuntimeOptions {
 export function createRuntime(options: RuntimeOptions = {}): Runtime {
   const env = options.env ?? process.env;
   const settings = loadSettings(env);
-  const arm = new ArmGateway({ endpoint: settings.armEndpoint, pollIntervalMs: options.pollIntervalMs });
+  const arm = new ArmGateway({
+    endpoint: settings.armEndpoint,
+    pollIntervalMs: options.pollIntervalMs,
+    retryOptions: options.armRetry,
+    requestTimeoutMs: settings.armTimeoutSeconds * 1000,
+  });
   const store = options.store ?? storeFromEnvironment(env);
   const notices = options.notices ?? noticeSinkFromEnvironment(env);
   const exemptions = options.exemptions ?? teamsTablesFromEnvironment(env);

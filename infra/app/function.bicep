@@ -121,6 +121,8 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
     AKS_NETGUARD_FLAP_COUNT: string(flapCount)
     AKS_NETGUARD_FLAP_WINDOW_MINUTES: string(flapWindowMinutes)
     AKS_NETGUARD_APPROVAL_TTL_HOURS: string(approvalTtlHours)
+    // Each try of each ARM request ends after this many seconds (a transient failure, retried).
+    AKS_NETGUARD_ARM_TIMEOUT_SECONDS: '30'
     MicrosoftAppType: 'UserAssignedMSI'
     MicrosoftAppId: identityClientId
     MicrosoftAppTenantId: tenant().tenantId

@@ -32,7 +32,23 @@ export class ConcurrencyError extends Error {
   }
 }
 
-const RETRYABLE_CODES = new Set(['ETIMEDOUT', 'ECONNRESET', 'ECONNREFUSED', 'EAI_AGAIN', 'ENOTFOUND', 'EPIPE', 'REQUEST_SEND_ERROR']);
+/** Network failures after which the same request may well succeed (a timed-out try is ETIMEDOUT). */
+export const RETRYABLE_CODES: ReadonlySet<string> = new Set([
+  'ETIMEDOUT',
+  'ESOCKETTIMEDOUT',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'EPIPE',
+  'REQUEST_SEND_ERROR',
+]);
+
+/** Answers worth another try: timeout, throttling, and server errors other than "not implemented". */
+export function isRetryableStatus(status: number): boolean {
+  return status === 408 || status === 429 || (status >= 500 && status !== 501 && status !== 505);
+}
 
 export function statusOf(err: unknown): number | undefined {
   if (err instanceof ArmError) return err.status;
@@ -45,8 +61,7 @@ export function classifyError(err: unknown): ErrorClass {
   if (err instanceof VerificationError) return 'fatal';
   const status = statusOf(err);
   if (status !== undefined) {
-    if (status === 408 || status === 429 || status >= 500) return 'retryable';
-    return 'fatal';
+    return isRetryableStatus(status) ? 'retryable' : 'fatal';
   }
   const code = (err as { code?: unknown })?.code;
   if (typeof code === 'string' && RETRYABLE_CODES.has(code)) return 'retryable';

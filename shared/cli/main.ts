@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { Command, CommanderError, Option } from 'commander';
 import { processEventBatch } from '../events/handler';
 import { MalformedEventError, parseEvents } from '../events/parse';
-import { createRuntime } from '../runtime';
+import { createRuntime, type RuntimeOptions } from '../runtime';
 import { startLocalServer, type MessagesHandler } from './serve';
 import { ConfigError, parseMode } from '../config';
 import { MODES, type Mode, type RunReport } from '../types';
@@ -17,6 +17,8 @@ export interface CliIo {
   readStdin?: () => Promise<string>;
   /** Resolves when the user asks to stop (Ctrl-C) — for serve. */
   untilInterrupted?: () => Promise<void>;
+  /** Tests: shorter ARM polls and retry back-off, so fault tests do not wait real seconds. */
+  armTuning?: Pick<RuntimeOptions, 'pollIntervalMs' | 'armRetry'>;
 }
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, drift: 3 } as const;
@@ -48,7 +50,7 @@ export function exitFor(report: RunReport, failOnDrift: boolean): number {
 
 async function runSweep(io: CliIo, opts: { subscription?: string[]; mode?: string; json?: boolean; failOnDrift?: boolean }): Promise<number> {
   const cliMode = modeOption(opts.mode);
-  const ctx = createRuntime({ env: io.env, progress: (l) => io.stderr(`${l}\n`), warn: (l) => io.stderr(`warning: ${l}\n`) });
+  const ctx = createRuntime({ ...io.armTuning, env: io.env, progress: (l) => io.stderr(`${l}\n`), warn: (l) => io.stderr(`warning: ${l}\n`) });
   for (const s of opts.subscription ?? []) {
     if (!/^[0-9a-fA-F-]{1,64}$/.test(s)) throw new UsageError(`--subscription: "${s}" is not a subscription id.`);
   }
@@ -81,7 +83,7 @@ async function runHandleEvent(io: CliIo, file: string | undefined, opts: { mode?
     if (err instanceof MalformedEventError) throw new UsageError(`malformed event input: ${err.message}`);
     throw err;
   }
-  const runtime = createRuntime({ env: io.env, progress: opts.json ? undefined : (l) => io.stderr(`${l}\n`), warn: (l) => io.stderr(`warning: ${l}\n`) });
+  const runtime = createRuntime({ ...io.armTuning, env: io.env, progress: opts.json ? undefined : (l) => io.stderr(`${l}\n`), warn: (l) => io.stderr(`warning: ${l}\n`) });
   if (batch.validation) io.stderr(`Subscription validation event acknowledged (code ${batch.validation.validationCode}).\n`);
   const outcome = await processEventBatch(batch, runtime, { cliMode });
   for (const line of outcome.log) io.stderr(`${JSON.stringify({ netguard: 'event', ...line })}\n`);
@@ -96,7 +98,7 @@ async function runHandleEvent(io: CliIo, file: string | undefined, opts: { mode?
 async function runServe(io: CliIo, opts: { port: string }): Promise<number> {
   const port = Number(opts.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: "${opts.port}" is not a port number.`);
-  const runtime = createRuntime({ env: io.env, warn: (l) => io.stderr(`warning: ${l}\n`) });
+  const runtime = createRuntime({ ...io.armTuning, env: io.env, warn: (l) => io.stderr(`warning: ${l}\n`) });
   const server = await startLocalServer({
     port,
     runtime,

@@ -472,7 +472,8 @@ export class Engine {
       ifMatch = fresh.etag;
     }
     setPath(cluster, plan.path, plan.after);
-    return arm.startClusterUpdate(cluster, ifMatch);
+    // The change is named so that a lost answer can be settled by re-reading (see ArmGateway).
+    return arm.startClusterUpdate(cluster, ifMatch, { path: plan.path, value: plan.after });
   }
 
   /**
@@ -487,17 +488,28 @@ export class Engine {
       await this.record([{ control: update.control, resourceId: update.clusterId, targetId: update.targetId, status: 'error', action: 'none', detail: `${update.detail} ${detail}` }]);
       return { state: 'failed' as const, detail };
     };
+    // A look that fails transiently (the status poll and the cluster read both throttled, 5xx or
+    // timed out, each after retries) says nothing about the update: look again later, as for a
+    // running one (bounded by the verify queue's attempts), never report the fix failed for it.
+    const unknown = (err: unknown) => ({ state: 'pending' as const, detail: `NetGuard could not look at the update (${describeError(err)}); it looks again later.` });
     let status: Awaited<ReturnType<ArmGateway['operationStatus']>>;
     try {
+      // Falls back to reading the cluster when the status poll fails (ArmGateway.operationStatus).
       status = await this.deps.arm.operationStatus(update.operation);
     } catch (err) {
-      if (classifyError(err) === 'retryable') throw err;
+      if (classifyError(err) === 'retryable') return unknown(err);
       return fail(`The update did not succeed: ${describeError(err)}`, 'write-failed');
     }
     if (status.status === 'InProgress') return { state: 'pending', detail: 'The update is still running.', retryAfterMs: status.retryAfterMs };
 
     const control = CONTROLS.find((c) => c.id === update.control);
-    const { cluster } = await this.deps.arm.getCluster(update.clusterId);
+    let cluster: ArmManagedCluster;
+    try {
+      cluster = (await this.deps.arm.getCluster(update.clusterId)).cluster;
+    } catch (err) {
+      if (classifyError(err) === 'retryable') return unknown(err);
+      throw err;
+    }
     const observation: ClusterObservation = {
       cluster,
       topology: new TopologyIndex({ clusters: [cluster], nsgs: [], vnets: [] }),

@@ -1,7 +1,8 @@
 // A local, in-memory stand-in of Azure Resource Manager ("the sandbox") for tests, the demo and the
 // benchmark. It speaks the ARM wire format that the real SDK clients send and expect: resources are
 // kept as raw ARM JSON (properties nested), keyed case-insensitively by id, with ETags, preconditions,
-// long-running operations, paging, and injectable faults and latency.
+// long-running operations, paging, and injectable faults (error answers, stalls, resets, answers lost
+// after the write was applied) and latency.
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
@@ -35,10 +36,14 @@ export interface RecordedRequest {
   headers: Record<string, string>;
   /** Parsed JSON body, or undefined when there was none (or it was not JSON). */
   body: unknown;
-  /** Status answered; 0 while the request is still being handled. */
+  /** Status answered; 0 while the request is still being handled, or when a fault (stall, reset) answered none. */
   status: number;
   /** True when the answer came from `failNext`. */
   injected?: boolean;
+  /** How an injected fault answered instead of a status: held unanswered, or the connection reset. */
+  fault?: 'stall' | 'reset';
+  /** The request was carried out (a write took effect) before its answer was replaced by a fault. */
+  applied?: boolean;
   /** True when the write was answered as a success but not applied (`ignoreWritesTo`). */
   ignoredWrite?: boolean;
 }
@@ -48,10 +53,21 @@ export interface InjectedFailure {
   method?: string;
   /** Tested against the decoded path (no query); any path when absent. */
   pathPattern?: RegExp;
-  status: number;
+  /** Status answered (with `headers` and `body`); not needed with `fault`. */
+  status?: number;
   headers?: Record<string, string>;
   /** Response body; default: an ARM error body fitting the status. */
   body?: unknown;
+  /**
+   * Instead of answering: 'stall' holds the request unanswered until the client gives up (or the
+   * sandbox stops); 'reset' destroys the connection.
+   */
+  fault?: 'stall' | 'reset';
+  /**
+   * Carry the request out first, then replace its answer: a write that Azure applied but whose answer
+   * was lost. (A matching GET is always carried out, so an operation polled through faults still runs.)
+   */
+  afterApplying?: boolean;
   /** How many matching requests fail; default 1. */
   times?: number;
 }
@@ -251,6 +267,7 @@ export class ArmSandbox {
 
   /** Queues a failure answered to the next matching request(s), before any routing or state change. */
   failNext(failure: InjectedFailure): void {
+    if (failure.status === undefined && failure.fault === undefined) throw new Error('ArmSandbox.failNext: give a status or a fault');
     this.failures.push({ ...failure, times: failure.times ?? 1 });
   }
 
@@ -426,28 +443,48 @@ export class ArmSandbox {
     }
 
     const injected = this.takeFailure(record);
+    // A GET changes nothing but lets a running operation progress, as it would in Azure whether or
+    // not its answer arrives; a write is carried out only when asked (a lost answer).
+    const carryOut = !injected || injected.afterApplying || record.method === 'GET';
+    const answer = carryOut ? this.answer(record, url.pathname, headers, bodyError) : undefined;
     if (injected) {
       record.injected = true;
-      const body = injected.body !== undefined ? injected.body : defaultErrorBody(injected.status, record);
-      this.send(res, record, injected.status, body, injected.headers ?? {});
+      if (answer && record.method !== 'GET' && answer.status < 300) record.applied = true;
+      this.answerFault(req, res, record, injected);
       return;
     }
+    this.send(res, record, answer!.status, answer!.body, answer!.headers ?? {});
+  }
 
+  /** What the sandbox answers to a request (errors included), with its effect on the state. */
+  private answer(record: RecordedRequest, rawPathname: string, headers: Record<string, string>, bodyError: boolean): Answer {
     try {
       if (this.requireAuth && !/^bearer\s+\S+/i.test(headers.authorization ?? '')) {
         throw new ArmHttpError(401, 'AuthenticationFailed', "Authentication failed. The 'Authorization' header is missing.");
       }
       if (bodyError) throw new ArmHttpError(400, 'InvalidRequestContent', 'The request content was invalid and could not be deserialized: the body is not JSON.');
-      const answer = this.route(record, url.pathname);
-      this.send(res, record, answer.status, answer.body, answer.headers ?? {});
+      return this.route(record, rawPathname);
     } catch (err) {
-      if (err instanceof ArmHttpError) {
-        this.send(res, record, err.status, { error: { code: err.code, message: err.message } }, {});
-      } else {
-        const message = err instanceof Error ? err.message : String(err);
-        this.send(res, record, 500, { error: { code: 'InternalServerError', message: `ARM sandbox failure: ${message}` } }, {});
-      }
+      if (err instanceof ArmHttpError) return { status: err.status, body: { error: { code: err.code, message: err.message } } };
+      const message = err instanceof Error ? err.message : String(err);
+      return { status: 500, body: { error: { code: 'InternalServerError', message: `ARM sandbox failure: ${message}` } } };
     }
+  }
+
+  private answerFault(req: http.IncomingMessage, res: http.ServerResponse, record: RecordedRequest, injected: InjectedFailure): void {
+    if (injected.fault === 'stall') {
+      // Never answered: the client's timeout (or stop()) ends it.
+      record.fault = 'stall';
+      return;
+    }
+    if (injected.fault === 'reset') {
+      record.fault = 'reset';
+      req.socket.destroy();
+      return;
+    }
+    const status = injected.status!;
+    const body = injected.body !== undefined ? injected.body : defaultErrorBody(status, record);
+    this.send(res, record, status, body, injected.headers ?? {});
   }
 
   private delay(ms: number): Promise<void> {
@@ -605,6 +642,10 @@ export class ArmSandbox {
   private getTop(id: string): Answer {
     const stored = this.resources.get(idKey(id));
     if (!stored) throw notFound(id, TOP_TYPES[typeKeyOf(id)].wireType);
+    // An operation runs on its own in Azure: a look at its resource counts as a look at it, so a
+    // client that cannot poll (a lost status URL, a throttled poll) still sees the update finish.
+    const pending = this.pendingOperations.get(idKey(id));
+    if (pending) this.operationStatus(pending);
     const body = this.viewTop(stored);
     return { status: 200, body, headers: etagHeaderOf(stored) };
   }

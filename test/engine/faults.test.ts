@@ -1,11 +1,16 @@
 // The engine under ARM faults, end to end through the real SDK clients: throttling, outages, refused
-// permissions, concurrent changes (412) and writes that do not take. One failure is one error finding,
-// never an aborted sweep, and nothing unverified is ever called remediated. Stateless (no storage).
+// permissions, concurrent changes (412), writes that do not take, stalls, resets and answers lost
+// after Azure applied the write. One failure is one error finding, never an aborted or hung sweep;
+// nothing unverified is ever called remediated, and NetGuard's own applied write always is.
+// Stateless (no storage).
+import { ArmGateway } from '../../shared/azure/arm';
 import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmSecurityRule } from '../../shared/azure/armTypes';
+import { Engine } from '../../shared/engine/engine';
+import type { DeferredUpdateSink, PendingClusterUpdate } from '../../shared/engine/deferred';
 import type { ArmSandbox } from '../../shared/sandbox/armServer';
 import { NETGUARD_SSH_RULE_NAME, securityRule, seedDriftedFleet, type SeededCluster, type SeededFleet } from '../../shared/sandbox/fleet';
 import { CONTROL_IDS } from '../../shared/types';
-import { clusterIn, engineFor, findingsOf, onlyFinding, sshDecisionInSandbox, startSandbox, writesTo } from '../helpers/sandboxEnv';
+import { clusterIn, engineFor, findingsOf, onlyFinding, settingsFor, sshDecisionInSandbox, startSandbox, writesTo } from '../helpers/sandboxEnv';
 
 const OTHER_SUB = '11111111-2222-3333-4444-555555555555';
 
@@ -202,5 +207,167 @@ describe('reconcile(resourceId)', () => {
     expect(report.findings).toEqual([]);
     expect(report.summary.resources).toBe(0);
     expect(writesTo(sandbox)).toEqual([]);
+  });
+});
+
+describe('lost answers, stalls and resets', () => {
+  const ROUTING_AUTO = { AKS_NETGUARD_MODE_HTTP_APPLICATION_ROUTING: 'auto' };
+  const clusterOpPolls = /\/providers\/Microsoft\.ContainerService\/locations\/[^/]+\/operations\//i;
+
+  /** An engine whose gateway has a short per-try timeout and short back-off (no real seconds waited). */
+  function engineWith(opts: { timeoutMs?: number; deadlineMs?: number; env?: Record<string, string>; defer?: DeferredUpdateSink } = {}): Engine {
+    const arm = new ArmGateway({
+      endpoint: sandbox.endpoint,
+      pollIntervalMs: 5,
+      requestTimeoutMs: opts.timeoutMs,
+      operationDeadlineMs: opts.deadlineMs,
+      retryOptions: { retryDelayInMs: 5, maxRetryDelayInMs: 20, maxRetryAfterInMs: 20 },
+    });
+    return new Engine({ arm, settings: settingsFor(sandbox, opts.env), deferClusterUpdates: opts.defer });
+  }
+
+  test('a rule PUT applied but answered 503 (the retry gets 412) is NetGuard’s own fix: remediated, not "someone else"', async () => {
+    const c = seeded('c'); // an update of NetGuard's existing rule, with If-Match
+    sandbox.failNext({ method: 'PUT', pathPattern: exactPath(rulePath(c.nsgIds[0])), status: 503, afterApplying: true });
+    const report = await engineWith().sweep([fleet.subscriptionId]);
+    expect(writesTo(sandbox, c.nsgIds[0]).map((r) => [r.status, !!r.applied])).toEqual([
+      [503, true],
+      [412, false],
+    ]);
+    const f = onlyFinding(report, c.clusterId, 'node-ssh-deny');
+    expect(f).toMatchObject({ status: 'drift', action: 'remediated' });
+    expect(f.detail).not.toMatch(/someone else/);
+    expect(sshDecisionInSandbox(sandbox, c.nsgIds[0], c.nodeSubnetIds[0], ['10.3.0.0/22'])).toBe('Deny');
+    expect(report.summary.errors).toBe(0);
+  });
+
+  test('a rule PUT applied, then the connection reset: re-read, remediated', async () => {
+    const b = seeded('b');
+    sandbox.failNext({ method: 'PUT', pathPattern: exactPath(rulePath(b.nsgIds[0])), fault: 'reset', afterApplying: true });
+    const report = await engineWith().sweep([fleet.subscriptionId]);
+    expect(writesTo(sandbox, b.nsgIds[0])[0]).toMatchObject({ fault: 'reset', applied: true });
+    expect(onlyFinding(report, b.clusterId, 'node-ssh-deny')).toMatchObject({ status: 'drift', action: 'remediated' });
+    expect(sshDecisionInSandbox(sandbox, b.nsgIds[0], b.nodeSubnetIds[0])).toBe('Deny');
+  });
+
+  test('a rule PUT applied but never answered (the try times out): re-read, remediated', async () => {
+    const b = seeded('b');
+    sandbox.failNext({ method: 'PUT', pathPattern: exactPath(rulePath(b.nsgIds[0])), fault: 'stall', afterApplying: true });
+    const report = await engineWith({ timeoutMs: 200 }).sweep([fleet.subscriptionId]);
+    expect(writesTo(sandbox, b.nsgIds[0])[0]).toMatchObject({ fault: 'stall', applied: true });
+    expect(onlyFinding(report, b.clusterId, 'node-ssh-deny')).toMatchObject({ status: 'drift', action: 'remediated' });
+  });
+
+  test('a rule PUT reset every time and never applied stays an error (a lost answer is re-read, not assumed)', async () => {
+    const b = seeded('b');
+    sandbox.failNext({ method: 'PUT', pathPattern: exactPath(rulePath(b.nsgIds[0])), fault: 'reset', times: 50 });
+    const report = await engineWith().sweep([fleet.subscriptionId]);
+    expect(onlyFinding(report, b.clusterId, 'node-ssh-deny')).toMatchObject({ status: 'error', action: 'none' });
+    expect(writesTo(sandbox, b.nsgIds[0])).toHaveLength(4);
+    expect(sshDecisionInSandbox(sandbox, b.nsgIds[0], b.nodeSubnetIds[0])).toBe('Allow');
+  });
+
+  test('a cluster PUT applied but answered 503 (the retry gets 412): the cluster is re-read and followed, remediated', async () => {
+    const e = seeded('e');
+    sandbox.failNext({ method: 'PUT', pathPattern: exactPath(e.clusterId), status: 503, afterApplying: true });
+    const report = await engineWith({ env: ROUTING_AUTO }).sweep([fleet.subscriptionId]);
+    expect(writesTo(sandbox, e.clusterId).map((r) => [r.status, !!r.applied])).toEqual([
+      [503, true],
+      [412, false],
+    ]);
+    const f = onlyFinding(report, e.clusterId, 'http-application-routing');
+    expect(f).toMatchObject({ status: 'drift', action: 'remediated' });
+    expect(f.detail).not.toMatch(/someone else/);
+    expect(clusterIn(sandbox, e.clusterId).properties.addonProfiles!.httpApplicationRouting.enabled).toBe(false);
+  });
+
+  test('a cluster PUT applied, then the connection reset: remediated', async () => {
+    const e = seeded('e');
+    sandbox.failNext({ method: 'PUT', pathPattern: exactPath(e.clusterId), fault: 'reset', afterApplying: true });
+    const report = await engineWith({ env: ROUTING_AUTO }).sweep([fleet.subscriptionId]);
+    expect(onlyFinding(report, e.clusterId, 'http-application-routing')).toMatchObject({ status: 'drift', action: 'remediated' });
+  });
+
+  test('the verify queue: status polls of an applied update keep failing; the cluster is read instead and the fix verified', async () => {
+    const e = seeded('e');
+    const queued: PendingClusterUpdate[] = [];
+    const engine = engineWith({ env: ROUTING_AUTO, defer: { enqueue: async (u) => void queued.push(u) } });
+    const report = await engine.sweep([fleet.subscriptionId]);
+    expect(onlyFinding(report, e.clusterId, 'http-application-routing')).toMatchObject({ action: 'reported' });
+    expect(queued).toHaveLength(1);
+    sandbox.failNext({ method: 'GET', pathPattern: clusterOpPolls, status: 429, times: Infinity });
+    const states: string[] = [];
+    for (let look = 0; look < 10 && states[states.length - 1] !== 'remediated'; look++) states.push((await engine.verifyClusterUpdate(queued[0])).state);
+    expect(states).not.toContain('failed');
+    expect(states[states.length - 1]).toBe('remediated');
+    expect(sandbox.countRequests({ method: 'GET', path: clusterOpPolls, status: 429 })).toBeGreaterThan(0);
+  });
+
+  test('the verify queue: neither the status nor the cluster can be read; the look says pending (queued again), it does not throw or fail', async () => {
+    const e = seeded('e');
+    const queued: PendingClusterUpdate[] = [];
+    const engine = engineWith({ env: ROUTING_AUTO, defer: { enqueue: async (u) => void queued.push(u) } });
+    await engine.sweep([fleet.subscriptionId]);
+    sandbox.failNext({ method: 'GET', pathPattern: clusterOpPolls, status: 503, times: Infinity });
+    sandbox.failNext({ method: 'GET', pathPattern: exactPath(e.clusterId), status: 503, times: Infinity });
+    const look = await engine.verifyClusterUpdate(queued[0]);
+    expect(look.state).toBe('pending');
+    expect(look.detail).toMatch(/503/);
+    sandbox.clearFaults();
+    let state = look.state as string;
+    for (let i = 0; i < 5 && state === 'pending'; i++) state = (await engine.verifyClusterUpdate(queued[0])).state;
+    expect(state).toBe('remediated');
+  });
+
+  test('a stalled NSG list: the subscription is an error finding naming it, the other subscription is judged', async () => {
+    seedDriftedFleet(sandbox, { subscriptionId: OTHER_SUB });
+    sandbox.failNext({ method: 'GET', pathPattern: new RegExp(`^/subscriptions/${OTHER_SUB}/providers/Microsoft\\.Network/networkSecurityGroups$`, 'i'), fault: 'stall', times: Infinity });
+    const report = await engineWith({ timeoutMs: 100 }).sweep([OTHER_SUB, fleet.subscriptionId]);
+    const failed = report.findings.filter((f) => f.resourceId === `/subscriptions/${OTHER_SUB}`);
+    expect(failed.length).toBeGreaterThan(0);
+    for (const f of failed) expect([f.status, f.detail.includes(OTHER_SUB)]).toEqual(['error', true]);
+    expect(failed[0].detail).toMatch(/did not answer/);
+    expect(onlyFinding(report, seeded('b').clusterId, 'node-ssh-deny').action).toBe('remediated');
+  });
+
+  test('a rule write whose operation never ends: NetGuard stops waiting, re-reads, and the sweep reports', async () => {
+    sandbox.networkLroPolls = Number.MAX_SAFE_INTEGER;
+    const report = await engineWith({ deadlineMs: 300 }).sweep([fleet.subscriptionId]);
+    // The rule is in place as written (the NSG enforces it while Azure still says Updating).
+    expect(onlyFinding(report, seeded('b').clusterId, 'node-ssh-deny')).toMatchObject({ status: 'drift', action: 'remediated' });
+    expect(report.summary.resources).toBe(fleet.clusters.length);
+  });
+
+  test('a cluster update whose operation never ends: the sweep reports it as an error, not as fixed', async () => {
+    sandbox.lroPolls = Number.MAX_SAFE_INTEGER;
+    const report = await engineWith({ deadlineMs: 300, env: ROUTING_AUTO }).sweep([fleet.subscriptionId]);
+    const f = onlyFinding(report, seeded('e').clusterId, 'http-application-routing');
+    expect(f).toMatchObject({ status: 'error', action: 'none' });
+    expect(f.detail).toMatch(/did not finish/);
+  });
+
+  test('a Retry-After of an hour is honoured only up to the cap: the sweep goes on instead of parking', async () => {
+    const list = /\/providers\/Microsoft\.Network\/networkSecurityGroups$/i;
+    sandbox.failNext({ method: 'GET', pathPattern: list, status: 429, headers: { 'Retry-After': '3600' } });
+    const report = await engineWith().sweep([fleet.subscriptionId]);
+    expect(sandbox.findRequests({ method: 'GET', path: list }).map((r) => r.status)).toEqual([429, 200]);
+    expect(report.summary.errors).toBe(0);
+  });
+
+  test('a 503 without Retry-After on a list call is retried; the sweep is normal', async () => {
+    const list = /\/providers\/Microsoft\.ContainerService\/managedClusters$/i;
+    sandbox.failNext({ method: 'GET', pathPattern: list, status: 503, times: 2 });
+    const report = await engineWith().sweep([fleet.subscriptionId]);
+    expect(sandbox.findRequests({ method: 'GET', path: list }).map((r) => r.status)).toEqual([503, 503, 200]);
+    expect(report.summary.errors).toBe(0);
+    expect(report.summary.remediated).toBe(3);
+  });
+
+  test('a reset on a list call is retried; the sweep is normal', async () => {
+    sandbox.failNext({ method: 'GET', pathPattern: /\/providers\/Microsoft\.Network\/virtualNetworks$/i, fault: 'reset' });
+    const report = await engineWith().sweep([fleet.subscriptionId]);
+    expect(sandbox.findRequests((r) => r.fault === 'reset')).toHaveLength(1);
+    expect(report.summary.errors).toBe(0);
+    expect(report.summary.remediated).toBe(3);
   });
 });

@@ -81,6 +81,8 @@ export function runtimeFor(
     clock: options.clock,
     // Network writes finish on the first poll in the sandbox; a short interval keeps tests quick.
     pollIntervalMs: 5,
+    // Retries back off for milliseconds, not seconds (no test waits real time).
+    armRetry: { retryDelayInMs: 5, maxRetryDelayInMs: 20 },
   });
 }
 

@@ -130,9 +130,18 @@ describe('drift events through the registered handler', () => {
     expect(second.events()[0]).toMatchObject({ eventId: event.id, outcome: 'reconciled' });
   });
 
-  test('429 without Retry-After on a list (the SDK does not retry it): the function throws so Event Grid backs off and redelivers', async () => {
+  test('429 without Retry-After on a list is retried within the delivery; the event is handled', async () => {
     const { nsgId, event } = breakNetGuardRuleOfA();
-    sandbox.failNext({ method: 'GET', pathPattern: /\/providers\/Microsoft\.Network\/networkSecurityGroups$/i, status: 429 });
+    const nsgList = /\/providers\/Microsoft\.Network\/networkSecurityGroups$/i;
+    sandbox.failNext({ method: 'GET', pathPattern: nsgList, status: 429 });
+    await expect(onResourceEvent(event, invocation().context, runtimeFor(sandbox, { store }))).resolves.toBeUndefined();
+    expect(sandbox.findRequests({ method: 'GET', path: nsgList }).map((r) => r.status)).toEqual([429, 200]);
+    expect(netGuardRulesIn(sandbox, nsgId)).toHaveLength(1);
+  });
+
+  test('429 without Retry-After on a list, more times than NetGuard retries: the function throws so Event Grid backs off and redelivers', async () => {
+    const { nsgId, event } = breakNetGuardRuleOfA();
+    sandbox.failNext({ method: 'GET', pathPattern: /\/providers\/Microsoft\.Network\/networkSecurityGroups$/i, status: 429, times: 4 });
     const runtime = runtimeFor(sandbox, { store });
     await expect(onResourceEvent(event, invocation().context, runtime)).rejects.toThrow(/redeliver/);
     expect(writeRequests(sandbox)).toHaveLength(0);

@@ -28,7 +28,8 @@ export function gatewayFor(sandbox: ArmSandbox, maxRetries?: number): ArmGateway
   return new ArmGateway({
     endpoint: sandbox.endpoint,
     pollIntervalMs: 5,
-    retryOptions: { retryDelayInMs: 10, maxRetryDelayInMs: 50, ...(maxRetries !== undefined ? { maxRetries } : {}) },
+    // Retry-After is honoured up to a cap: the cap keeps a test's "Retry-After: 1" to milliseconds.
+    retryOptions: { retryDelayInMs: 10, maxRetryDelayInMs: 50, maxRetryAfterInMs: 50, ...(maxRetries !== undefined ? { maxRetries } : {}) },
   });
 }
 

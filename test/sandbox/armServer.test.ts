@@ -263,7 +263,7 @@ describe('managed clusters', () => {
     expect(stored.properties.kubernetesVersion).toBe(seeded.properties.kubernetesVersion);
   });
 
-  test('the PUT answer says Updating and names the operation; the resource says Updating until polled', async () => {
+  test('the PUT answer says Updating and names the operation; the resource says Updating until polled (or read)', async () => {
     const cluster = sandbox.put(clusterFromFixture({ subscriptionId: SUB, resourceGroup: RG, name: 'aks1', location: 'eastus' }));
     const path = new URL(cluster.id, 'http://x').pathname + '?api-version=2026-01-01';
     const answer = await raw('PUT', path, JSON.stringify(cluster));
@@ -345,6 +345,62 @@ describe('faults, latency and ignored writes', () => {
     ).rejects.toMatchObject({ name: 'AbortError' });
     sandbox.latencyMs = 20;
     await expect(clients.network.networkSecurityGroups.get(RG, 'nsg1')).resolves.toMatchObject({ name: 'nsg1' });
+  });
+
+  test('a stall never answers: the client gives up, the request is recorded as stalled; stop() still ends', async () => {
+    seedNsg('nsg1');
+    sandbox.failNext({ method: 'GET', pathPattern: /nsg1$/, fault: 'stall' });
+    await expect(clients.network.networkSecurityGroups.get(RG, 'nsg1', { abortSignal: AbortSignal.timeout(100) })).rejects.toMatchObject({ name: 'AbortError' });
+    expect(sandbox.requests[0]).toMatchObject({ injected: true, fault: 'stall', status: 0 });
+    // The next request is answered as usual.
+    await expect(clients.network.networkSecurityGroups.get(RG, 'nsg1')).resolves.toMatchObject({ name: 'nsg1' });
+    sandbox.failNext({ method: 'GET', fault: 'stall' });
+    const pending = clients.network.networkSecurityGroups.get(RG, 'nsg1').catch((e: unknown) => e);
+    while (sandbox.requests.length < 3) await new Promise((r) => setTimeout(r, 5));
+    await sandbox.stop(); // ends the held request too
+    expect(await pending).toBeDefined();
+  });
+
+  test('a reset destroys the connection: a client without retries sees ECONNRESET, one with them recovers', async () => {
+    seedNsg('nsg1');
+    const noRetry = sandboxClients(sandbox.endpoint, SUB, { retryOptions: { maxRetries: 0 } });
+    sandbox.failNext({ pathPattern: /nsg1$/, fault: 'reset', times: 2 });
+    await expect(noRetry.network.networkSecurityGroups.get(RG, 'nsg1')).rejects.toMatchObject({ code: 'ECONNRESET' });
+    await expect(clients.network.networkSecurityGroups.get(RG, 'nsg1')).resolves.toMatchObject({ name: 'nsg1' });
+    expect(sandbox.requests.map((r) => [r.status, r.fault])).toEqual([
+      [0, 'reset'],
+      [0, 'reset'],
+      [200, undefined],
+    ]);
+  });
+
+  test('afterApplying: the write takes effect, then its answer is replaced (a lost answer); a retry with the old condition gets 412', async () => {
+    seedNsg('nsg1');
+    const noRetry = sandboxClients(sandbox.endpoint, SUB, { retryOptions: { maxRetries: 0 } });
+    sandbox.failNext({ method: 'PUT', pathPattern: /securityRules\/r$/, status: 503, afterApplying: true });
+    const noneMatch = { ...FAST, requestOptions: { headers: { 'If-None-Match': '*' } } };
+    await expect(noRetry.network.securityRules.createOrUpdate(RG, 'nsg1', 'r', sshDeny, noneMatch)).rejects.toMatchObject({ statusCode: 503 });
+    expect(sandbox.get<ArmSecurityRule>(`${nsgId('nsg1')}/securityRules/r`)!.properties).toMatchObject({ access: 'Deny', priority: 200 });
+    expect(sandbox.requests[0]).toMatchObject({ status: 503, injected: true, applied: true });
+    await expect(noRetry.network.securityRules.createOrUpdate(RG, 'nsg1', 'r', sshDeny, noneMatch)).rejects.toMatchObject({ statusCode: 412 });
+
+    sandbox.failNext({ method: 'PUT', pathPattern: /securityRules\/r2$/, fault: 'reset', afterApplying: true });
+    await expect(noRetry.network.securityRules.createOrUpdate(RG, 'nsg1', 'r2', { ...sshDeny, priority: 210 }, FAST)).rejects.toMatchObject({ code: 'ECONNRESET' });
+    expect(sandbox.get(`${nsgId('nsg1')}/securityRules/r2`)).toBeDefined();
+  });
+
+  test('an operation runs on its own: throttled status polls and reads of the resource still bring it to its end', async () => {
+    const cluster = sandbox.put(clusterFromFixture({ subscriptionId: SUB, resourceGroup: RG, name: 'aks1', location: 'eastus' }));
+    const path = new URL(cluster.id, 'http://x').pathname + '?api-version=2026-01-01';
+    const status = (await raw('PUT', path, JSON.stringify(cluster))).headers.get('azure-asyncoperation')!;
+    sandbox.failNext({ method: 'GET', pathPattern: /\/operations\//, status: 429 });
+    expect((await raw('GET', status.slice(sandbox.endpoint.length))).status).toBe(429);
+    expect(sandbox.get<ArmManagedCluster>(cluster.id)!.properties.provisioningState).toBe('Updating');
+    expect((await raw('GET', path)).json.properties.provisioningState).toBe('Succeeded');
+  });
+
+  test('failNext needs a status or a fault', () => {
+    expect(() => sandbox.failNext({ method: 'GET' })).toThrow(/status or a fault/);
   });
 
   test('an ignored write is answered as a success but the state does not change', async () => {
