@@ -191,13 +191,12 @@ function changeElements(change: PlannedChange, id: string): CardElement[] {
   const elements = describeChange(change).map(mono);
   const exact = exactAddressLines(change);
   if (!exact) return elements;
-  const count = exact.reduce((n, e) => n + e.prefixes.length, 0);
   return [
     ...elements,
     {
       type: 'ActionSet',
       spacing: 'Small',
-      actions: [{ type: 'Action.ToggleVisibility', title: `Show the exact prefixes (${count})`, targetElements: [id] }],
+      actions: [{ type: 'Action.ToggleVisibility', title: 'Show the exact prefix lists', targetElements: [id] }],
     },
     {
       type: 'Container',
