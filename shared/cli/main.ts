@@ -101,10 +101,11 @@ async function runServe(io: CliIo, opts: { port: string }): Promise<number> {
   // With storage, the Function App's queue functions (and the timer, on demand) run here too.
   const { startLocalFunctions } = await import('./localHost');
   let functions: ReturnType<typeof startLocalFunctions>;
+  let whyNot = 'AzureWebJobsStorage is not set';
   try {
     functions = startLocalFunctions({ env: io.env, log });
   } catch (err) {
-    io.stderr(`warning: the queue functions do not run: ${(err as Error).message}\n`);
+    whyNot = (err as Error).message;
   }
   const server = await startLocalServer({
     port,
@@ -120,7 +121,7 @@ async function runServe(io: CliIo, opts: { port: string }): Promise<number> {
   if (functions) {
     io.stdout(`Queue functions: ${functions.queues.map((q) => `${q.name} (${q.queueName})`).join(', ')}. Run one now: POST ${server.url}/admin/functions/{${functions.onDemand.join('|')}}.\n`);
   } else {
-    io.stdout('No queue function runs here (see above, or set AzureWebJobsStorage): approval cards and notices are not delivered.\n');
+    io.stdout(`No queue function runs here (${whyNot}): approval cards and notices are not delivered.\n`);
   }
   await (io.untilInterrupted?.() ?? new Promise<void>(() => undefined));
   await server.close();
