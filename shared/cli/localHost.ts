@@ -21,6 +21,7 @@ import { dirname, join } from 'node:path';
 import { InvocationContext } from '@azure/functions';
 import type { QueueClient } from '@azure/storage-queue';
 import { queueClientFromEnvironment } from '../store/queues';
+import { storageConnectionString, storageServiceUrl } from '../store/storageAccount';
 
 export type QueueHandler = (message: unknown, context: InvocationContext) => unknown;
 
@@ -375,7 +376,8 @@ export interface LocalFunctionsOptions {
 /** Loads the compiled functions and starts polling their queues; undefined without storage settings. */
 export function startLocalFunctions(options: LocalFunctionsOptions): LocalFunctions | undefined {
   const { env, log } = options;
-  if (!queueClientFromEnvironment(env, 'netguard-probe')) return undefined; // no AzureWebJobsStorage: nothing to poll
+  // No AzureWebJobsStorage (nor its identity-based settings): nothing to poll.
+  if (!storageConnectionString(env) && !storageServiceUrl(env, 'queue')) return undefined;
   // The functions read their settings from the process environment, as they do in Azure.
   if (env !== process.env) throw new Error('the functions read their settings from the process environment, and serve was given another one.');
   const dir = options.functionsDir ?? compiledFunctionsDir();
