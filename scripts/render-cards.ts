@@ -1,6 +1,7 @@
 // Renders NetGuard's Teams cards with the official Adaptive Cards renderer (the `adaptivecards`
 // devDependency, its UMD bundle) in headless Chromium and saves the pictures the README shows:
 //   docs/img/approval-card.png    the approval request for narrowing the Allow at 100 on aks-allow-ssh-100
+//   docs/img/approval-card-exact.png  the same card after "Show the exact prefix lists"
 //   docs/img/digest-card.png      the daily digest after three days of the demo fleet
 //   docs/img/remediated-card.png  the notice of a fix NetGuard made by itself
 //
@@ -42,6 +43,7 @@ const APPROVERS = '8f2b6c1e-4d3a-4b7e-9a51-2c6d0e9f1a73,1c7e9d24-6b0f-4e2a-8d13-
 
 export interface SampleCards {
   approval: AdaptiveCard;
+  approvalExact: AdaptiveCard;
   digest: AdaptiveCard;
   remediated: AdaptiveCard;
 }
@@ -128,11 +130,31 @@ export async function sampleCardsFromDemoFleet(): Promise<SampleCards> {
     now = new Date(DAYS[2]);
     const digest = await digestAt(DAYS[2]);
 
-    return { approval, digest, remediated: buildRemediationCard(fix) };
+    return { approval, approvalExact: afterToggles(approval), digest, remediated: buildRemediationCard(fix) };
   } finally {
     await azurite?.stop();
     await sandbox.stop();
   }
+}
+
+/** The card as it looks after every Action.ToggleVisibility on it was clicked once. */
+function afterToggles(card: AdaptiveCard): AdaptiveCard {
+  const copy = structuredClone(card);
+  const targets = new Set<string>();
+  const walk = (node: unknown, visit: (n: Record<string, unknown>) => void): void => {
+    if (Array.isArray(node)) node.forEach((n) => walk(n, visit));
+    else if (node && typeof node === 'object') {
+      visit(node as Record<string, unknown>);
+      Object.values(node).forEach((v) => walk(v, visit));
+    }
+  };
+  walk(copy.body, (n) => {
+    if (n.type === 'Action.ToggleVisibility') for (const t of (n.targetElements as string[]) ?? []) targets.add(t);
+  });
+  walk(copy.body, (n) => {
+    if (typeof n.id === 'string' && targets.has(n.id)) n.isVisible = !(n.isVisible ?? true);
+  });
+  return copy;
 }
 
 // ---------------------------------------------------------------- the page
@@ -319,6 +341,7 @@ async function main(): Promise<void> {
   const cards = await sampleCardsFromDemoFleet();
   const shots: Array<[keyof SampleCards, string, number]> = [
     ['approval', 'approval-card.png', 620],
+    ['approvalExact', 'approval-card-exact.png', 620],
     ['digest', 'digest-card.png', 660],
     ['remediated', 'remediated-card.png', 620],
   ];

@@ -99,15 +99,35 @@ async function runServe(io: CliIo, opts: { port: string }): Promise<number> {
   const port = Number(opts.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: "${opts.port}" is not a port number.`);
   const runtime = createRuntime({ ...io.armTuning, env: io.env, warn: (l) => io.stderr(`warning: ${l}\n`) });
+  const log = (l: string) => io.stderr(`${l}\n`);
+  // With storage, the Function App's queue functions (and the timer, on demand) run here too.
+  const { startLocalFunctions } = await import('./localHost');
+  let functions: ReturnType<typeof startLocalFunctions>;
+  let whyNot = 'AzureWebJobsStorage is not set';
+  try {
+    functions = startLocalFunctions({ env: io.env, log });
+  } catch (err) {
+    whyNot = (err as Error).message;
+  }
   const server = await startLocalServer({
     port,
     runtime,
-    log: (l) => io.stderr(`${l}\n`),
+    log,
     messages: () => loadTeamsHandler(io.env),
+    admin: functions?.invoke,
+  }).catch(async (err: unknown) => {
+    await functions?.stop();
+    throw err;
   });
   io.stdout(`NetGuard is serving on ${server.url}: POST ${server.url}/api/events (Event Grid), POST ${server.url}/api/messages (Teams). Ctrl-C stops it.\n`);
+  if (functions) {
+    io.stdout(`Queue functions: ${functions.queues.map((q) => `${q.name} (${q.queueName})`).join(', ')}. Run one now: POST ${server.url}/admin/functions/{${functions.onDemand.join('|')}}.\n`);
+  } else {
+    io.stdout(`No queue function runs here (${whyNot}): approval cards and notices are not delivered.\n`);
+  }
   await (io.untilInterrupted?.() ?? new Promise<void>(() => undefined));
   await server.close();
+  await functions?.stop();
   io.stderr('Stopped.\n');
   return EXIT.ok;
 }
@@ -134,7 +154,7 @@ Examples:
   $ aks-netguard sweep --subscription 0000… --json   # one subscription, machine-readable
   $ aks-netguard sweep --fail-on-drift               # exit 3 if enforced drift remains (CI gate)
   $ aks-netguard handle-event event.json --json       # one Event Grid event, as the function handles it
-  $ aks-netguard serve --port 7071                   # local webhook for Event Grid and the Teams bot
+  $ aks-netguard serve --port 7071                   # the Function App on loopback: webhook, Teams bot, queue functions
   $ aks-netguard demo                                # the whole flow against a local sandbox
 
 Exit status: 0 run completed, 3 enforced drift left (--fail-on-drift), 2 bad usage or configuration, 1 other failure.
@@ -174,7 +194,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
 
   program
     .command('serve')
-    .description('serve POST /api/events (Event Grid webhook) and POST /api/messages (Teams bot) on loopback')
+    .description('serve POST /api/events (Event Grid webhook) and POST /api/messages (Teams bot) on loopback; with AzureWebJobsStorage also run the queue functions, and the timer on POST /admin/functions/dailySweep')
     .option('--port <port>', 'port on 127.0.0.1', '7071')
     .action(async (opts) => {
       exitCode = await runServe(io, opts);

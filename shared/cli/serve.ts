@@ -1,6 +1,8 @@
 // `aks-netguard serve`: the Function App's HTTP endpoints on loopback, running the same handlers.
 //   POST /api/events    an Event Grid webhook (validation handshake, aeg-event-type, batches, CloudEvents)
 //   POST /api/messages  the Teams bot (for the Bot Framework Emulator or a tunnel)
+//   POST /admin/functions/{name}  runs a timer or queue function now, as the Functions host's admin API
+//                       does (with AzureWebJobsStorage; shared/cli/localHost.ts runs the queue functions)
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { processEventBatch } from '../events/handler';
@@ -24,6 +26,8 @@ export interface ServeOptions {
   log: (line: string) => void;
   /** The Teams handler; loaded lazily by default so the events endpoint never pays for the Teams SDK. */
   messages?: () => Promise<MessagesHandler | undefined>;
+  /** Runs a non-HTTP function on demand (shared/cli/localHost.ts); absent without storage settings. */
+  admin?: (name: string, body: string) => { status: number; body: unknown };
 }
 
 const MAX_BODY = 5 * 1024 * 1024;
@@ -93,6 +97,13 @@ export async function startLocalServer(options: ServeOptions): Promise<LocalServ
         for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') headers[k] = v;
         const answer = await handler({ method: req.method ?? 'POST', url: `http://127.0.0.1${req.url}`, headers, body: await readBody(req) });
         return send(res, answer.status, answer.body ?? '', answer.headers ?? {});
+      }
+      const adminCall = /^\/admin\/functions\/([^/]+)$/.exec(path);
+      if (adminCall) {
+        if (req.method !== 'POST') return send(res, 405, { error: 'use POST' });
+        if (!options.admin) return send(res, 501, { error: 'functions run on demand only with AzureWebJobsStorage set' });
+        const answer = options.admin(decodeURIComponent(adminCall[1]), await readBody(req));
+        return send(res, answer.status, answer.body);
       }
       return send(res, 404, { error: `no endpoint ${path}; try POST /api/events or POST /api/messages` });
     };

@@ -4,6 +4,7 @@
 import { lastSegment, portalUrl } from '../azure/ids';
 import { controlById } from '../controls/index';
 import type { PlannedChange } from '../controls/types';
+import { AddressSet, isAddressPrefix } from '../net/addressSet';
 import type { ApprovalRecord } from '../store/types';
 import { CONTROL_IDS, type ControlId, type Finding, type RunReport } from '../types';
 
@@ -67,13 +68,25 @@ export function escapeMarkdown(value: string): string {
 }
 const link = (id: string) => `[${escapeMarkdown(lastSegment(id))}](${portalUrl(id)})`;
 
-export function controlTitle(control: ControlId): string {
+/** The control's rule in one sentence (the id alone when the control is unknown). */
+export function controlPolicy(control: ControlId): string | undefined {
   try {
-    return `${control}: ${controlById(control).description}`;
+    return controlById(control).description;
   } catch {
-    return control;
+    return undefined;
   }
 }
+
+export function controlTitle(control: ControlId): string {
+  const policy = controlPolicy(control);
+  return policy ? `${control}: ${policy}` : control;
+}
+
+/** The policy sentence as a quiet line under a card's headline (the headline names only the control). */
+const policyLine = (control: ControlId): CardElement[] => {
+  const policy = controlPolicy(control);
+  return policy ? [text(`${control}: ${policy}`, { isSubtle: true, size: 'Small' })] : [];
+};
 
 /** "2026-11-27 13:05 UTC": the same text for everyone in the channel, whatever their time zone. */
 export function formatTime(iso: string | undefined): string {
@@ -85,19 +98,114 @@ export function formatTime(iso: string | undefined): string {
 
 const showValue = (v: unknown): string => (v === undefined ? '(absent)' : JSON.stringify(v));
 
-/** The exact change, before → after, one line per property that differs. */
+/** A rule's address fields: one prefix or a list, for sources and for destinations. */
+const ADDRESS_FIELDS = [
+  { label: 'sources', single: 'sourceAddressPrefix', list: 'sourceAddressPrefixes' },
+  { label: 'destinations', single: 'destinationAddressPrefix', list: 'destinationAddressPrefixes' },
+] as const;
+const ADDRESS_KEYS: ReadonlySet<string> = new Set(ADDRESS_FIELDS.flatMap((f) => [f.single, f.list]));
+
+/** The prefixes a rule names on one side (the list and the single field together), or [] for none. */
+function prefixesOf(rule: Record<string, unknown> | undefined, field: (typeof ADDRESS_FIELDS)[number]): string[] {
+  if (!rule) return [];
+  const list = Array.isArray(rule[field.list]) ? (rule[field.list] as unknown[]).map(String) : [];
+  const single = typeof rule[field.single] === 'string' && rule[field.single] !== '' ? [rule[field.single] as string] : [];
+  return [...single, ...list];
+}
+
+/** The addresses a prefix list stands for; undefined when it names a service tag (not an address set). */
+function addressesOf(prefixes: string[]): AddressSet | undefined {
+  if (prefixes.some((p) => p !== '*' && !isAddressPrefix(p))) return undefined;
+  return prefixes.includes('*') ? AddressSet.all() : AddressSet.fromPrefixes(prefixes);
+}
+
+/** Names beyond this many are summarised as "and N more" (the exact list is one click away). */
+const SHORT_LIST = 4;
+const shortList = (items: string[]): string =>
+  items.length === 0 ? '(none)' : items.length <= SHORT_LIST ? items.join(', ') : `${items.slice(0, SHORT_LIST - 1).join(', ')} and ${items.length - SHORT_LIST + 1} more`;
+
+/**
+ * What a person can check: a narrowed list reads as what it was minus what was taken out
+ * ("10.0.0.0/8 minus 10.9.0.0/22"), computed from the address sets, not from the list's shape.
+ */
+export function readablePrefixes(before: string[], after: string[]): string {
+  const was = addressesOf(before);
+  const now = addressesOf(after);
+  if (before.length && was && now && was.containsAll(now) && !now.equals(was)) {
+    const removed = was.subtract(now).toCidrs();
+    if (removed.length <= SHORT_LIST) return `${shortList(before)} minus ${removed.join(', ')}`;
+  }
+  return shortList(after);
+}
+
+/** The readable change, before → after, one line per property that differs (address lists condensed). */
 export function describeChange(change: PlannedChange): string[] {
   if (change.kind === 'cluster-property') {
     return [`${change.path.join('.')}: ${showValue(change.before)} → ${showValue(change.after)}`];
   }
+  const before = (change.before ?? undefined) as unknown as Record<string, unknown> | undefined;
+  const after = change.after as unknown as Record<string, unknown>;
+  const lines: string[] = [];
+  for (const field of ADDRESS_FIELDS) {
+    const was = prefixesOf(before, field);
+    const now = prefixesOf(after, field);
+    if (JSON.stringify(was) === JSON.stringify(now)) continue;
+    lines.push(before ? `${field.label}: ${shortList(was)} → ${readablePrefixes(was, now)}` : `${field.label}: ${shortList(now)}`);
+  }
+  const verb = change.before ? 'update' : 'create';
+  return [`${verb} rule ${change.ruleName} on ${lastSegment(change.nsgId)}`, ...lines, ...ruleDiff(change).filter((d) => !ADDRESS_KEYS.has(d.key)).map((d) => d.line)];
+}
+
+/** Every property of a rule that differs, exactly (JSON values), except the provisioning state. */
+function ruleDiff(change: Extract<PlannedChange, { kind: 'security-rule' }>): Array<{ key: string; line: string }> {
   const before = (change.before ?? {}) as unknown as Record<string, unknown>;
   const after = change.after as unknown as Record<string, unknown>;
   const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].filter((k) => k !== 'provisioningState');
-  const lines = keys
-    .filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]))
-    .map((k) => `${k}: ${showValue(before[k])} → ${showValue(after[k])}`);
-  const verb = change.before ? 'update' : 'create';
-  return [`${verb} rule ${change.ruleName} on ${lastSegment(change.nsgId)}`, ...lines];
+  return keys.filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k])).map((k) => ({ key: k, line: `${k}: ${showValue(before[k])} → ${showValue(after[k])}` }));
+}
+
+/**
+ * The exact address lists of a rule change, one prefix per line, when the readable form condensed
+ * them; undefined when there is nothing more to show.
+ */
+export function exactAddressLines(change: PlannedChange): Array<{ heading: string; prefixes: string[] }> | undefined {
+  if (change.kind !== 'security-rule') return undefined;
+  const before = (change.before ?? undefined) as unknown as Record<string, unknown> | undefined;
+  const after = change.after as unknown as Record<string, unknown>;
+  const out: Array<{ heading: string; prefixes: string[] }> = [];
+  for (const field of ADDRESS_FIELDS) {
+    const was = prefixesOf(before, field);
+    const now = prefixesOf(after, field);
+    if (JSON.stringify(was) === JSON.stringify(now)) continue;
+    const where = (rule: Record<string, unknown> | undefined) => (Array.isArray(rule?.[field.list]) && (rule?.[field.list] as unknown[]).length ? field.list : field.single);
+    if (before) out.push({ heading: `${field.label} now (${where(before)}, ${was.length})`, prefixes: was });
+    out.push({ heading: `${field.label} after the change (${where(after)}, ${now.length})`, prefixes: now });
+  }
+  // Worth a click only when the readable lines did not already show every prefix.
+  return out.some((o) => o.prefixes.length > 1) ? out : undefined;
+}
+
+/** The change as card elements: readable lines, and the exact prefix lists behind a toggle. */
+function changeElements(change: PlannedChange, id: string): CardElement[] {
+  const mono = (line: string): CardElement => text(line, { fontType: 'Monospace', size: 'Small', spacing: 'None' });
+  const elements = describeChange(change).map(mono);
+  const exact = exactAddressLines(change);
+  if (!exact) return elements;
+  return [
+    ...elements,
+    {
+      type: 'ActionSet',
+      spacing: 'Small',
+      actions: [{ type: 'Action.ToggleVisibility', title: 'Show the exact prefix lists', targetElements: [id] }],
+    },
+    {
+      type: 'Container',
+      id,
+      isVisible: false,
+      spacing: 'Small',
+      items: exact.flatMap((e) => [text(e.heading, { size: 'Small', weight: 'Bolder', spacing: 'Small' }), ...e.prefixes.map(mono)]),
+    },
+  ];
 }
 
 export interface ApprovalCardOptions {
@@ -114,7 +222,7 @@ function approvalFacts(approval: ApprovalRecord, driftSince?: string): CardEleme
     ['Control', approval.control],
     ['Cluster', lastSegment(approval.clusterId)],
     ['Drift since', formatTime(driftSince ?? approval.requestedAt)],
-    ['Changed by', approval.changedBy ?? 'unknown (no event claims for this change)'],
+    ['Drift caused by', approval.changedBy ?? 'unknown (no event claims for this change)'],
     ['Requested', formatTime(approval.requestedAt)],
     ['Expires', formatTime(approval.expiresAt)],
   ];
@@ -125,7 +233,7 @@ function approvalFacts(approval: ApprovalRecord, driftSince?: string): CardEleme
     text(approval.detail),
     text('The change NetGuard will make', { weight: 'Bolder', spacing: 'Medium' }),
     text(approval.change.summary),
-    ...describeChange(approval.change).map((line) => text(line, { fontType: 'Monospace', size: 'Small', spacing: 'None' })),
+    ...changeElements(approval.change, 'exact-change'),
     text('Why a person is needed', { weight: 'Bolder', spacing: 'Medium' }),
     text(approval.reason.charAt(0).toUpperCase() + approval.reason.slice(1) + (/[.!?]$/.test(approval.reason) ? '' : '.')),
   ];
@@ -147,8 +255,9 @@ export function buildApprovalCard(approval: ApprovalRecord, options: ApprovalCar
       type: 'Container',
       style: 'attention',
       bleed: true,
-      items: [text(`Approval needed: ${controlTitle(approval.control)}`, { size: 'Medium', weight: 'Bolder' })],
+      items: [text(`Approval needed: ${approval.control} on ${escapeMarkdown(lastSegment(approval.clusterId))}`, { size: 'Medium', weight: 'Bolder' })],
     },
+    ...policyLine(approval.control),
     ...approvalFacts(approval, options.driftSince),
     who,
     {
@@ -194,7 +303,8 @@ export function buildDecidedCard(approval: ApprovalRecord, decidedBy: string, de
   return card([
     { type: 'Container', style: head.style, bleed: true, items: [text(head.line, { size: 'Medium', weight: 'Bolder' })] },
     ...more,
-    text(controlTitle(approval.control), { weight: 'Bolder', spacing: 'Medium' }),
+    text(`${approval.control} on ${escapeMarkdown(lastSegment(approval.clusterId))}`, { weight: 'Bolder', spacing: 'Medium' }),
+    ...policyLine(approval.control),
     ...approvalFacts(approval),
   ]);
 }
@@ -214,16 +324,18 @@ export function buildRemediationCard(notice: RemediationNoticeInput): AdaptiveCa
       type: 'Container',
       style: 'good',
       bleed: true,
-      items: [text(`NetGuard fixed drift: ${controlTitle(finding.control)}`, { weight: 'Bolder' })],
+      items: [text(`NetGuard fixed drift: ${finding.control} on ${escapeMarkdown(lastSegment(finding.resourceId))}`, { weight: 'Bolder' })],
     },
+    ...policyLine(finding.control),
     text(`Target: ${link(finding.targetId)}`),
     facts([
       ['Cluster', lastSegment(finding.resourceId)],
-      ['Fixed at', formatTime(notice.at)],
-      ['Changed by', notice.changedBy ?? 'unknown (no event claims for this change)'],
+      // Who made the change NetGuard undid (from the event's claims), not who fixed it.
+      ['Drift caused by', notice.changedBy ?? 'unknown (no event claims for this change)'],
+      ['Fixed by NetGuard at', formatTime(notice.at)],
     ]),
     text(change.summary),
-    ...describeChange(change).map((line) => text(line, { fontType: 'Monospace', size: 'Small', spacing: 'None' })),
+    ...changeElements(change, 'exact-fix'),
     text(
       `To undo: tag the resource aks-netguard-exempt=${finding.control} first (otherwise NetGuard repairs it again), then revert the change in the portal.`,
       { isSubtle: true, size: 'Small' },
@@ -312,15 +424,33 @@ function countsTable(counts: Record<ControlId, ControlCounts>): CardElement {
   };
 }
 
+const count = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+/**
+ * One line, each number in its own unit: clusters where clusters are counted, findings (one per
+ * control and target) where findings are, e.g. "9 clusters judged, 4 with drift. 6 findings drifted:
+ * 2 fixed, 3 waiting for approval, 1 reported only. 6 findings exempt, 0 errors."
+ */
+export function digestHeadline(report: RunReport): string {
+  const s = report.summary;
+  const driftedClusters = new Set(report.findings.filter((f) => f.status === 'drift').map((f) => f.resourceId.toLowerCase())).size;
+  // A fixed drift stays a drift finding (action remediated); what is neither fixed nor waiting is reported only.
+  const reported = Math.max(0, s.drift - s.remediated - s.approvalRequested);
+  const drifted = s.drift
+    ? `${count(s.drift, 'finding')} drifted: ${s.remediated} fixed, ${s.approvalRequested} waiting for approval${reported ? `, ${reported} reported only` : ''}.`
+    : 'No finding drifted.';
+  return (
+    `${count(s.resources, 'cluster')} judged, ${driftedClusters} with drift. ${drifted} ` +
+    `${count(s.exempt, 'finding')} exempt, ${count(s.errors, 'error')}.`
+  );
+}
+
 /** The daily digest: per-control counts, what changed, who is waiting, what keeps drifting, 14 days. */
 export function buildDigest(report: RunReport, history: DigestHistory, approvals: ApprovalRecord[], at = new Date().toISOString()): AdaptiveCard {
   const counts = countsByControl(report, approvals);
   const body: CardElement[] = [
     { type: 'Container', style: 'emphasis', bleed: true, items: [text(`NetGuard daily digest, ${formatTime(at)}`, { size: 'Medium', weight: 'Bolder' })] },
-    text(
-      `${report.summary.resources} cluster(s) judged: ${report.summary.drift} drift, ${report.summary.remediated} fixed, ` +
-        `${report.summary.approvalRequested} waiting for approval, ${report.summary.exempt} exempt, ${report.summary.errors} errors.`,
-    ),
+    text(digestHeadline(report)),
     countsTable(counts),
     text('Since the previous digest', { weight: 'Bolder', spacing: 'Medium' }),
   ];

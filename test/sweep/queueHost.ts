@@ -1,17 +1,13 @@
-// A stand-in for the Functions host's queue listener, driving a queue function against a real
-// (Azurite) queue the way the host does: receive with a visibility timeout, hand the decoded JSON
-// to the handler with the message id and dequeue count in triggerMetadata, delete on success, make
-// the message visible again on failure, and after maxDequeueCount failed deliveries move it to
-// `<queue>-poison`. A whole batch is handled at once, as the host does, so finishers can race.
-import { InvocationContext } from '@azure/functions';
+// The tests drive queue functions with the product's local queue host (shared/cli/localHost.ts, what
+// `aks-netguard serve` runs): receive a batch, hand each decoded message to the handler with its id
+// and dequeue count, delete on success, make it visible again on failure, and after maxDequeueCount
+// failed deliveries move it to `<queue>-poison`. A whole batch is handled at once, as the Functions
+// host does, so finishers can race.
+import type { InvocationContext } from '@azure/functions';
 import type { QueueClient } from '@azure/storage-queue';
+import { LocalQueueHost, type HostedInvocation } from '../../shared/cli/localHost';
 
-export interface HostedInvocation {
-  messageId: string;
-  dequeueCount: number;
-  ok: boolean;
-  error?: Error;
-}
+export type { HostedInvocation };
 
 export interface QueueHostOptions {
   maxDequeueCount: number;
@@ -22,53 +18,21 @@ export interface QueueHostOptions {
   maxRounds?: number;
 }
 
+/** Runs `handler` over `queue` until it is empty; failed messages are retried at once (visibilityTimeout 0). */
 export async function drainQueue(
   queue: QueueClient,
   poison: QueueClient,
   handler: (message: unknown, context: InvocationContext) => Promise<unknown>,
   options: QueueHostOptions,
 ): Promise<HostedInvocation[]> {
-  const invocations: HostedInvocation[] = [];
-  await poison.createIfNotExists();
-  for (let round = 0; round < (options.maxRounds ?? 50); round++) {
-    const { receivedMessageItems: batch } = await queue.receiveMessages({ numberOfMessages: options.batchSize ?? 16, visibilityTimeout: 60 });
-    if (batch.length === 0) {
-      const props = await queue.getProperties();
-      if ((props.approximateMessagesCount ?? 0) === 0) return invocations;
-      continue;
-    }
-    await Promise.all(
-      batch.map(async (m) => {
-        const context = new InvocationContext({
-          functionName: 'sweepSubscription',
-          invocationId: `${m.messageId}-${m.dequeueCount}`,
-          triggerMetadata: { id: m.messageId, dequeueCount: m.dequeueCount, insertionTime: m.insertedOn.toISOString() },
-          logHandler: (_level, ...args) => options.logs?.push(args.map(String).join(' ')),
-        });
-        const text = Buffer.from(m.messageText, 'base64').toString('utf8');
-        let body: unknown = text;
-        try {
-          body = JSON.parse(text);
-        } catch {
-          // the host hands over a string when the message is not JSON
-        }
-        try {
-          await handler(body, context);
-          await queue.deleteMessage(m.messageId, m.popReceipt);
-          invocations.push({ messageId: m.messageId, dequeueCount: m.dequeueCount, ok: true });
-        } catch (err) {
-          invocations.push({ messageId: m.messageId, dequeueCount: m.dequeueCount, ok: false, error: err as Error });
-          if (m.dequeueCount >= options.maxDequeueCount) {
-            await poison.sendMessage(m.messageText);
-            await queue.deleteMessage(m.messageId, m.popReceipt);
-          } else {
-            await queue.updateMessage(m.messageId, m.popReceipt, undefined, 0);
-          }
-        }
-      }),
-    );
-  }
-  throw new Error('drainQueue: the queue did not drain');
+  if (poison.name !== `${queue.name}-poison`) throw new Error(`the poison queue of ${queue.name} is ${queue.name}-poison, not ${poison.name}`);
+  await poison.createIfNotExists(); // the tests read it even when nothing was poisoned
+  const host = new LocalQueueHost([{ name: 'sweepSubscription', queueName: queue.name, handler }], {
+    queue: (name) => (name === queue.name ? queue : poison),
+    settings: { maxDequeueCount: options.maxDequeueCount, visibilityTimeoutSeconds: 0, batchSize: options.batchSize ?? 16, functionTimeoutSeconds: 60 },
+    functionLog: (_name, line) => options.logs?.push(line),
+  });
+  return host.drain('sweepSubscription', { maxRounds: options.maxRounds });
 }
 
 /** Every message on a queue (decoded base64 JSON), removing them. */

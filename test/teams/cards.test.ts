@@ -1,5 +1,7 @@
 // Every kind of card NetGuard sends: checked against the Adaptive Card 1.5 element set, and parsed
 // by the official `adaptivecards` renderer in jsdom when those two packages are installed.
+import { controlById } from '../../shared/controls/index';
+import { AddressSet } from '../../shared/net/addressSet';
 import type { ApprovalRecord } from '../../shared/store/types';
 import {
   buildApprovalCard,
@@ -38,6 +40,20 @@ const approval: ApprovalRecord = {
   changedBy: 'carol@contoso.com',
 };
 
+// The fleet's aks-allow-ssh-100 case: an Allow for SSH from 10.0.0.0/8 narrowed by the AKS subnet 10.9.0.0/22.
+const narrowedSources = AddressSet.fromPrefixes(['10.0.0.0/8']).subtract(AddressSet.fromPrefixes(['10.9.0.0/22'])).toCidrs();
+const narrowing: ApprovalRecord = {
+  ...approval,
+  change: {
+    ...approval.change,
+    kind: 'security-rule',
+    nsgId: NSG_ID,
+    ruleName: 'allow-ssh-jumphosts',
+    before: { protocol: 'Tcp', access: 'Allow', direction: 'Inbound', priority: 100, sourceAddressPrefix: '10.0.0.0/8', destinationAddressPrefix: '*', destinationPortRange: '22', sourcePortRange: '*' },
+    after: { protocol: 'Tcp', access: 'Allow', direction: 'Inbound', priority: 100, sourceAddressPrefixes: narrowedSources, destinationAddressPrefix: '*', destinationPortRange: '22', sourcePortRange: '*' },
+  },
+};
+
 const finding = (control: Finding['control'], status: Finding['status'], action: Finding['action'], targetId = CLUSTER_ID): Finding => ({
   control,
   resourceId: CLUSTER_ID,
@@ -65,6 +81,8 @@ function sampleCards(): Record<string, AdaptiveCard> {
   return {
     approval: buildApprovalCard(approval, { nonce: 'n0nce', approvers: ['a'] }),
     approvalNobody: buildApprovalCard(approval, { nonce: 'n0nce', approvers: [] }),
+    approvalNarrowing: buildApprovalCard(narrowing, { nonce: 'n0nce', approvers: ['a'] }),
+    remediationNarrowing: buildRemediationCard({ finding: finding('node-ssh-deny', 'drift', 'remediated', NSG_ID), change: narrowing.change, changedBy: 'sam@contoso.com', at: '2026-11-20T09:00:00Z' }),
     applied: buildDecidedCard(approval, 'Rido', '2026-11-20T09:00:00Z', { kind: 'applied', detail: 'Verified.' }),
     failed: buildDecidedCard(approval, 'Rido', '2026-11-20T09:00:00Z', { kind: 'failed', detail: 'ARM said 409.' }),
     exempted: buildDecidedCard(approval, 'Rido', '2026-11-20T09:00:00Z', { kind: 'exempted', until: '2026-11-27T09:00:00Z' }),
@@ -98,10 +116,54 @@ test('the approval card carries the nonce and approval id on every button, and t
   expect(actions.map((a) => a.verb)).toEqual(['netguard.approve', 'netguard.reject', 'netguard.exempt']);
   for (const a of actions) expect(a.data).toMatchObject({ approvalId: approval.id, nonce: 'n0nce' });
   const text = JSON.stringify(card);
-  expect(text).toContain('sourceAddressPrefix: \\"*\\" → \\"192.168.7.0/24\\"');
+  expect(text).toContain('sources: * → 192.168.7.0/24');
   expect(text).toContain('carol@contoso.com');
   expect(text).toContain('2026-11-20 08:00 UTC');
   expect(JSON.stringify(sampleCards().approvalNobody)).toContain('Nobody can approve yet');
+});
+
+type Node = { type?: string; id?: string; text?: string; isVisible?: boolean; items?: Node[]; actions?: Array<{ type: string; targetElements?: string[] }> };
+/** The text a person sees without clicking anything (hidden containers skipped). */
+function visibleText(nodes: Node[]): string[] {
+  return nodes.flatMap((n) => (n.isVisible === false ? [] : [...(n.text ? [n.text] : []), ...visibleText(n.items ?? [])]));
+}
+
+test('a narrowed Allow reads as "10.0.0.0/8 minus 10.9.0.0/22"; the exact 14 prefixes are one click away, one per line', () => {
+  expect(narrowedSources).toHaveLength(14);
+  const card = buildApprovalCard(narrowing, { nonce: 'n', approvers: ['a'] });
+  const seen = visibleText(card.body as Node[]);
+  expect(seen).toContain('sources: 10.0.0.0/8 → 10.0.0.0/8 minus 10.9.0.0/22');
+  // None of the narrowed list shows as text until asked for.
+  for (const p of narrowedSources.filter((p) => p !== '10.0.0.0/8')) expect(seen.join('\n')).not.toContain(p);
+  const hidden = (card.body as Node[]).find((n) => n.type === 'Container' && n.isVisible === false)!;
+  const toggle = (card.body as Node[]).flatMap((n) => n.actions ?? []).find((a) => a.type === 'Action.ToggleVisibility')!;
+  expect(toggle.targetElements).toEqual([hidden.id]);
+  const exact = (hidden.items ?? []).map((i) => i.text);
+  for (const p of narrowedSources) expect(exact).toContain(p);
+  expect(exact).toContain('10.0.0.0/8');
+  expect(validateCard15(card)).toEqual([]);
+});
+
+test('the approval card\'s title names the control and the cluster, without the control\'s policy sentence', () => {
+  const card = buildApprovalCard(approval, { nonce: 'n', approvers: ['a'] });
+  const title = visibleText([card.body[0] as Node])[0];
+  expect(title).toMatch(/^Approval needed: node-ssh-deny on aks\\?-prod$/);
+  expect(title).not.toContain(controlById('node-ssh-deny').description);
+});
+
+test('the digest headline counts clusters as clusters and findings as findings', () => {
+  const card = sampleCards().digest;
+  // One cluster with 3 drifted findings (1 fixed, 1 waiting, 1 reported), 1 exempt, 1 error.
+  expect(visibleText(card.body as Node[])).toContain('1 cluster judged, 1 with drift. 3 findings drifted: 1 fixed, 1 waiting for approval, 1 reported only. 1 finding exempt, 1 error.');
+});
+
+test('the fix notice says who caused the drift, apart from when NetGuard fixed it', () => {
+  const card = buildRemediationCard({ finding: finding('http-application-routing', 'drift', 'remediated'), change: approval.change, changedBy: 'dana.dev@contoso.com', at: '2026-11-20T09:00:00Z' });
+  const factSet = card.body.find((e) => e.type === 'FactSet') as unknown as { facts: Array<{ title: string; value: string }> };
+  const facts = Object.fromEntries(factSet.facts.map((f) => [f.title, f.value]));
+  expect(facts['Drift caused by']).toBe('dana.dev@contoso.com');
+  expect(facts['Changed by']).toBeUndefined();
+  expect(facts['Fixed by NetGuard at']).toBe('2026-11-20 09:00 UTC');
 });
 
 test('the digest: per-control counts, what changed, oldest approval first, recurring drift, 14 bars', () => {
