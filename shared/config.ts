@@ -27,7 +27,11 @@ export interface Settings {
   sweepSchedule: string;
   flap: { count: number; windowMinutes: number };
   approvalTtlHours: number;
+  /** AKS_NETGUARD_IMDS_EXCLUDED_NAMESPACES: namespaces instance-metadata does not judge. */
+  imdsExcludedNamespaces: string[];
 }
+
+export const DEFAULT_IMDS_EXCLUDED_NAMESPACES = ['kube-system', 'kube-public', 'kube-node-lease'];
 
 export const DEFAULT_ARM_ENDPOINT = 'https://management.azure.com';
 
@@ -165,5 +169,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       windowMinutes: parsed.data.AKS_NETGUARD_FLAP_WINDOW_MINUTES,
     },
     approvalTtlHours: parsed.data.AKS_NETGUARD_APPROVAL_TTL_HOURS,
+    // A set value replaces the default list (so kube-system can be judged too).
+    imdsExcludedNamespaces: env.AKS_NETGUARD_IMDS_EXCLUDED_NAMESPACES === undefined ? DEFAULT_IMDS_EXCLUDED_NAMESPACES : list(env.AKS_NETGUARD_IMDS_EXCLUDED_NAMESPACES),
   };
 }
