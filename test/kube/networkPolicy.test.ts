@@ -203,7 +203,7 @@ describe('selector reasoning agrees with brute force', () => {
   let seed = 42;
   const rnd = (n: number) => {
     seed = (seed * 1103515245 + 12345) % 2 ** 31;
-    return seed % n;
+    return Math.floor(seed / 65536) % n;
   };
   const ops = ['In', 'NotIn', 'Exists', 'DoesNotExist'] as const;
   const randomSelector = (): LabelSelector => {
