@@ -122,8 +122,11 @@ export async function openKubeClient(arm: ArmGateway, cluster: ArmManagedCluster
 export async function observeKube(arm: ArmGateway, cluster: ArmManagedCluster, options: KubeAccessOptions = {}): Promise<{ client: KubeClient; observed: KubeObservation }> {
   const client = await openKubeClient(arm, cluster, options);
   try {
-    const [namespaces, policies] = await Promise.all([client.listNamespaces(), client.listNetworkPolicies()]);
-    return { client, observed: { namespaces, policies } };
+    // Both settle before anything is closed: a failed list must not leave the other one retrying.
+    const [namespaces, policies] = await Promise.allSettled([client.listNamespaces(), client.listNetworkPolicies()]);
+    if (namespaces.status === 'rejected') throw namespaces.reason;
+    if (policies.status === 'rejected') throw policies.reason;
+    return { client, observed: { namespaces: namespaces.value, policies: policies.value } };
   } catch (err) {
     client.close();
     throw explainKubeFailure(cluster, err);

@@ -96,6 +96,8 @@ export class KubeClient {
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
   private readonly agent: http.Agent;
+  /** Set by close(): requests still in flight give up instead of retrying. */
+  private closed = false;
 
   constructor(private readonly options: KubeClientOptions) {
     let url: URL;
@@ -119,6 +121,7 @@ export class KubeClient {
 
   /** Frees the kept-alive sockets. */
   close(): void {
+    this.closed = true;
     this.agent.destroy();
   }
 
@@ -185,7 +188,7 @@ export class KubeClient {
         answer = await this.once(method, pathAndQuery, body);
       } catch (err) {
         const failure = networkFailure(err, method, path, this.server.host, this.timeoutMs);
-        if (attempt < this.maxRetries) {
+        if (attempt < this.maxRetries && !this.closed) {
           await sleep(this.backoff(attempt));
           continue;
         }
@@ -199,7 +202,7 @@ export class KubeClient {
         }
       }
       const retryable = answer.status === 429 || answer.status >= 500;
-      if (retryable && attempt < this.maxRetries) {
+      if (retryable && attempt < this.maxRetries && !this.closed) {
         await sleep(this.backoff(attempt, retryAfterMs(answer.headers['retry-after'])));
         continue;
       }
