@@ -3,6 +3,7 @@
 // (limit/continue), bearer tokens, the API server's defaulting of policyTypes, Status error bodies,
 // request recording and injectable faults. It answers what NetGuard asks; nothing else.
 import http from 'node:http';
+import https from 'node:https';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 
@@ -13,6 +14,8 @@ export interface KubeSandboxOptions {
   token?: string;
   /** Most items one list page answers when the request asks for more (or for no limit). Default 500. */
   maxPageSize?: number;
+  /** Serve https with this key and certificate (PEM), as a real API server does. */
+  tls?: { key: string; cert: string };
 }
 
 export interface KubeRecordedRequest {
@@ -58,7 +61,8 @@ export class KubeSandbox {
   /** When set, requests matching it answer 403 (Azure RBAC without the data actions). */
   forbid?: (request: KubeRecordedRequest) => boolean;
 
-  private readonly server: http.Server;
+  private readonly server: http.Server | https.Server;
+  private readonly scheme: 'http' | 'https';
   private readonly sockets = new Set<Socket>();
   private baseUrl = '';
   private stopped?: Promise<void>;
@@ -72,8 +76,10 @@ export class KubeSandbox {
   private constructor(options: KubeSandboxOptions) {
     this.token = options.token ?? SANDBOX_KUBE_TOKEN;
     this.maxPageSize = options.maxPageSize ?? 500;
-    this.server = http.createServer((req, res) => void this.handle(req, res));
-    this.server.on('connection', (socket) => {
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => void this.handle(req, res);
+    this.scheme = options.tls ? 'https' : 'http';
+    this.server = options.tls ? https.createServer({ key: options.tls.key, cert: options.tls.cert }, handler) : http.createServer(handler);
+    this.server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
     });
@@ -88,7 +94,7 @@ export class KubeSandbox {
         resolve();
       });
     });
-    sandbox.baseUrl = `http://127.0.0.1:${(sandbox.server.address() as AddressInfo).port}`;
+    sandbox.baseUrl = `${sandbox.scheme}://127.0.0.1:${(sandbox.server.address() as AddressInfo).port}`;
     return sandbox;
   }
 

@@ -201,3 +201,44 @@ describe('kubeconfig', () => {
     expect(() => readKubeconfig('apiVersion: v1\nclusters: []\n')).toThrow(/names no cluster/);
   });
 });
+
+describe('https with the kubeconfig CA', () => {
+  // A self-signed certificate for 127.0.0.1, made with openssl for this run only.
+  function selfSigned(): { key: string; cert: string } | undefined {
+    const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
+    const { mkdtempSync, readFileSync, rmSync } = require('node:fs') as typeof import('node:fs');
+    const dir = mkdtempSync(require('node:path').join(require('node:os').tmpdir(), 'kube-tls-'));
+    try {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=kube-sandbox',
+        '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', `${dir}/key.pem`, '-out', `${dir}/cert.pem`], { stdio: 'ignore' });
+      return { key: readFileSync(`${dir}/key.pem`, 'utf8'), cert: readFileSync(`${dir}/cert.pem`, 'utf8') };
+    } catch {
+      return undefined;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('trusts the API server the kubeconfig CA vouches for, and no other', async () => {
+    const tls = selfSigned();
+    if (!tls) throw new Error('openssl is needed to make a test certificate');
+    const secure = await KubeSandbox.start({ tls });
+    try {
+      secure.addNamespace('default');
+      const c = cluster('aks-tls');
+      arm.setKubeApiServer(c.id, secure.url, tls.cert);
+      const { client, observed } = await observeKube(gateway, c, fast);
+      client.close();
+      expect(secure.url).toMatch(/^https:/);
+      expect(observed.namespaces.map((n) => n.name)).toEqual(['default']);
+
+      // Without the CA in the kubeconfig the same server is not trusted.
+      arm.setKubeApiServer(c.id, secure.url);
+      const err = await observeKube(gateway, c, { ...fast, retry: { maxRetries: 0 } }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ problem: 'unreachable' });
+      expect((err as Error).message).toMatch(/certificate/);
+    } finally {
+      await secure.stop();
+    }
+  });
+});
