@@ -29,7 +29,11 @@ export interface Settings {
   approvalTtlHours: number;
   /** AKS_NETGUARD_ARM_TIMEOUT_SECONDS: how long one try of one ARM request may take. */
   armTimeoutSeconds: number;
+  /** AKS_NETGUARD_IMDS_EXCLUDED_NAMESPACES: namespaces instance-metadata does not judge. */
+  imdsExcludedNamespaces: string[];
 }
+
+export const DEFAULT_IMDS_EXCLUDED_NAMESPACES = ['kube-system', 'kube-public', 'kube-node-lease'];
 
 export const DEFAULT_ARM_ENDPOINT = 'https://management.azure.com';
 
@@ -186,5 +190,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     },
     approvalTtlHours: parsed.data.AKS_NETGUARD_APPROVAL_TTL_HOURS,
     armTimeoutSeconds: parsed.data.AKS_NETGUARD_ARM_TIMEOUT_SECONDS,
+    // A set value replaces the default list (so kube-system can be judged too).
+    imdsExcludedNamespaces: env.AKS_NETGUARD_IMDS_EXCLUDED_NAMESPACES === undefined ? DEFAULT_IMDS_EXCLUDED_NAMESPACES : list(env.AKS_NETGUARD_IMDS_EXCLUDED_NAMESPACES),
   };
 }

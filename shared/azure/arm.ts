@@ -77,7 +77,7 @@ export interface ArmCallCounter {
   writes: number;
 }
 
-function isLoopbackHost(hostname: string): boolean {
+export function isLoopbackHost(hostname: string): boolean {
   const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
   return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
@@ -202,7 +202,8 @@ export class ArmGateway {
         for (const c of [this.calls, callScope.getStore()]) {
           if (!c) continue;
           c.total++;
-          if (req.method === 'GET') c.reads++;
+          // ARM's POST list actions (listClusterUserCredential) read; they change nothing.
+          if (req.method === 'GET' || (req.method === 'POST' && /\/list[A-Za-z]+$/.test(new URL(req.url).pathname))) c.reads++;
           else c.writes++;
         }
         // Custom If-Match headers are copied by the SDK onto poll GETs; a condition on a GET is wrong.
@@ -275,7 +276,7 @@ export class ArmGateway {
   }
 
   private async send(
-    method: 'GET' | 'PUT' | 'DELETE',
+    method: 'GET' | 'PUT' | 'DELETE' | 'POST',
     pathOrUrl: string,
     apiVersion: string,
     pipeline: Pipeline,
@@ -352,6 +353,26 @@ export class ArmGateway {
       this.listJson<ArmVirtualNetwork>(`${base}/Microsoft.Network/virtualNetworks`, NETWORK_API_VERSION),
     ]);
     return { clusters, nsgs, vnets };
+  }
+
+  // ---- Kubernetes access (instance-metadata) ----------------------------------------------------
+
+  /**
+   * POST {cluster}/listClusterUserCredential: the kubeconfig text. NetGuard takes only the API server
+   * address and CA from it; its credentials (kubelogin or local accounts) are never used.
+   */
+  async listClusterUserCredential(clusterId: string): Promise<string> {
+    const r = await this.send('POST', `${clusterId}/listClusterUserCredential`, AKS_API_VERSION, this.pipelineFor(clusterId));
+    const value = r.body?.kubeconfigs?.[0]?.value;
+    if (typeof value !== 'string' || !value) throw new ArmError(r.status, 'NoKubeconfig', `listClusterUserCredential of ${lastSegment(clusterId)} returned no kubeconfig.`);
+    return Buffer.from(value, 'base64').toString('utf8');
+  }
+
+  /** A token of NetGuard's own identity for another audience (the AKS server application); the sandbox token for the sandbox. */
+  async accessToken(scope: string): Promise<string> {
+    const t = await this.credential().getToken(scope);
+    if (!t?.token) throw new Error(`No token for ${scope}.`);
+    return t.token;
   }
 
   // ---- writes --------------------------------------------------------------------------------

@@ -55,6 +55,35 @@ export interface ClusterPropertyChange {
   summary: string;
 }
 
+/** One NetworkPolicy write: a create (POST), or a replace (PUT) carrying the resourceVersion that was read. */
+export interface KubeNetworkPolicyWrite {
+  namespace: string;
+  name: string;
+  method: 'create' | 'replace';
+  /** replace only: the write fails with 409 when the policy changed since. */
+  resourceVersion?: string;
+  /** The spec as read (replace only). */
+  before?: unknown;
+  /** The whole object to send. */
+  after: Record<string, unknown>;
+}
+
+/**
+ * NetworkPolicy writes in one cluster's namespaces (instance-metadata), each a pure restriction.
+ * Not yet in PlannedChange: it joins the union when the engine learns to apply it (the engine reads
+ * `before`/`after` of every change today).
+ */
+export interface KubeNetworkPolicyChange {
+  kind: 'kube-network-policy';
+  clusterId: string;
+  writes: KubeNetworkPolicyWrite[];
+  /** Open namespaces no write can fix without widening someone's egress: a person decides. */
+  leftToPerson: Array<{ namespace: string; reason: string }>;
+  /** True when leftToPerson is not empty. */
+  needsPerson: boolean;
+  summary: string;
+}
+
 /** plan() outcome when a drift cannot be repaired by NetGuard. */
 export interface NoPlan {
   kind: 'none';

@@ -49,6 +49,11 @@ export interface EngineDeps {
   deferClusterUpdates?: DeferredUpdateSink;
   /** Where approval requests and remediation notices go (Teams delivery happens elsewhere). */
   notices?: NoticeSink;
+  /**
+   * Sweep-only passes over a subscription's clusters, run after the controls (instance-metadata,
+   * which reads Kubernetes objects that no event reports). Their findings join the report.
+   */
+  sweepPasses?: Array<(clusters: ArmManagedCluster[], options: RunOptions) => Promise<Finding[]>>;
 }
 
 export interface ExemptionSource {
@@ -127,6 +132,11 @@ export class Engine {
       await this.refreshCache(sub, inventory);
       this.deps.progress?.(`Judging ${inventory.clusters.length} cluster(s) in ${sub}…`);
       await this.judgeClusters(run, inventory, inventory.clusters, options);
+      for (const pass of this.deps.sweepPasses ?? []) {
+        const extra = await pass(inventory.clusters, options);
+        run.findings.push(...extra);
+        await this.record(extra);
+      }
     }
     return { report: this.report(run), retryable: run.retryable };
   }

@@ -557,6 +557,10 @@ export class ArmSandbox {
       return this.operationStatus(route.pairs[1][1]);
     }
 
+    if (method === 'POST' && route.resourceGroup && route.pairs.length === 2 && lower[1] === 'listclusterusercredential' && route.pairs[0][1]) {
+      return this.clusterUserCredential(idFromRoute({ ...route, pairs: route.pairs.slice(0, 1) }));
+    }
+
     const typeKey = [route.namespace, ...route.pairs.map(([t]) => t)].join('/').toLowerCase();
     const isCollection = route.pairs[route.pairs.length - 1][1] === undefined;
     const top = TOP_TYPES[typeKey];
@@ -599,6 +603,52 @@ export class ArmSandbox {
     if (method === 'PUT') return this.applyWrite(record, urlId, () => this.putChild(record, parent, child!, urlId));
     if (method === 'DELETE') return this.applyWrite(record, urlId, () => this.deleteChildViaHttp(record, parent, child!, name, urlId));
     throw methodNotAllowed(method, record.path);
+  }
+
+  // ---------------------------------------------------------------- Kubernetes API servers
+
+  /** Cluster id (lower-cased) → the API server its kubeconfig names (the Kubernetes stand-in). */
+  private readonly kubeServers = new Map<string, { server: string; caPem?: string }>();
+
+  /** Makes listClusterUserCredential of the cluster answer a kubeconfig naming this API server. */
+  setKubeApiServer(clusterId: string, server: string, caPem?: string): void {
+    this.kubeServers.set(idKey(clusterId), { server, caPem });
+  }
+
+  /** As AKS answers: a kubeconfig, base64 in kubeconfigs[0].value, with kubelogin as its user. */
+  private clusterUserCredential(clusterId: string): Answer {
+    const cluster = this.resources.get(idKey(clusterId));
+    if (!cluster || typeKeyOf(cluster.id) !== 'microsoft.containerservice/managedclusters') throw notFound(clusterId, 'Microsoft.ContainerService/managedClusters');
+    const name = cluster.name;
+    const target = this.kubeServers.get(idKey(clusterId)) ?? { server: `https://${name}-dns.hcp.${cluster.location ?? 'eastus'}.azmk8s.io:443` };
+    const ca = target.caPem ? `\n    certificate-authority-data: ${Buffer.from(target.caPem).toString('base64')}` : '';
+    const kubeconfig = [
+      'apiVersion: v1',
+      'clusters:',
+      `- cluster:${ca}`,
+      `    server: ${target.server}`,
+      `  name: ${name}`,
+      'contexts:',
+      '- context:',
+      `    cluster: ${name}`,
+      `    user: clusterUser_${name}`,
+      `  name: ${name}`,
+      `current-context: ${name}`,
+      'kind: Config',
+      'preferences: {}',
+      'users:',
+      `- name: clusterUser_${name}`,
+      '  user:',
+      '    exec:',
+      '      apiVersion: client.authentication.k8s.io/v1beta1',
+      '      command: kubelogin',
+      '      args:',
+      '      - get-token',
+      '      - --server-id',
+      '      - 6dae42f8-4368-4678-94ff-3960e28e3630',
+      '',
+    ].join('\n');
+    return { status: 200, body: { kubeconfigs: [{ name: 'clusterUser', value: Buffer.from(kubeconfig).toString('base64') }] } };
   }
 
   /** Runs a write; when it is to be ignored, answers as it would but puts the old state back. */
