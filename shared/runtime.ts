@@ -40,7 +40,7 @@ export interface RuntimeOptions {
 export function createRuntime(options: RuntimeOptions = {}): Runtime {
   const env = options.env ?? process.env;
   const settings = loadSettings(env);
-  const arm = new ArmGateway({ endpoint: settings.armEndpoint, pollIntervalMs: options.pollIntervalMs });
+  const arm = new ArmGateway({ endpoint: settings.armEndpoint, pollIntervalMs: options.pollIntervalMs, subscriptions: settings.subscriptions });
   const store = options.store ?? storeFromEnvironment(env);
   const notices = options.notices ?? noticeSinkFromEnvironment(env);
   const exemptions = options.exemptions ?? teamsTablesFromEnvironment(env);

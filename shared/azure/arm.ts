@@ -20,6 +20,7 @@ import type { SecurityRuleProperties } from './armTypes';
 import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmSecurityRule, ArmVirtualNetwork } from './armTypes';
 import { ArmError, VerificationError } from './errors';
 import { lastSegment, parentId, parseResourceId, resourceGroupOf, subscriptionOf } from './ids';
+import { subscriptionScopePolicy } from './scope';
 import type { Inventory } from './topology';
 
 export const NETWORK_API_VERSION = '2026-01-01';
@@ -36,6 +37,8 @@ export interface ArmGatewayOptions {
   retryOptions?: { maxRetries?: number; retryDelayInMs?: number; maxRetryDelayInMs?: number };
   /** Poll interval for long-running operations when the service gives no Retry-After. */
   pollIntervalMs?: number;
+  /** AKS_NETGUARD_SUBSCRIPTIONS: requests naming any other subscription are refused (scope.ts). */
+  subscriptions?: readonly string[];
 }
 
 export interface ArmCallCounter {
@@ -131,6 +134,8 @@ export class ArmGateway {
         { phase: 'Sign' },
       );
     }
+    // Before the call counter: a refused request never reaches Azure, so it is not counted as a call.
+    pipeline.addPolicy(subscriptionScopePolicy(this.options.subscriptions), { afterPhase: 'Retry' });
     const counter: PipelinePolicy = {
       name: 'netguardCallCounter',
       sendRequest: (req, next) => {
