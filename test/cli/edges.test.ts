@@ -280,3 +280,44 @@ describe('serve', () => {
     expect(sandbox.countRequests()).toBe(0);
   });
 });
+
+describe('secrets stay secret', () => {
+  const BOT_PASSWORD = 'bot-password-7f3a9c1e-never-printed';
+  const SANDBOX_TOKEN = 'netguard-sandbox-token';
+
+  test('handle-event (repair, out of scope, malformed, oversized) and serve’s refusals print no key, password or token', async () => {
+    const env = { MicrosoftAppId: '11111111-2222-3333-4444-555555555555', MicrosoftAppPassword: BOT_PASSWORD };
+    const outputs: string[] = [];
+    const nsgId = deleteRuleOfA();
+    for (const run of [
+      await cli(['handle-event', eventFile(fleetEvent(OP.ruleDelete, ruleIdOf(nsgId)))], { env }),
+      await cli(['handle-event', eventFile(fleetEvent(OP.ruleDelete, ruleIdOf(nsgId))), '--json'], { env: { ...env, AKS_NETGUARD_SUBSCRIPTIONS: OTHER_SUBSCRIPTION } }),
+      await cli(['handle-event', eventFile(fleetEvent(OP.nsgWrite, `${nsgId}?api-version=1`))], { env }),
+      await cli(['handle-event', '-'], { env, stdin: 'x'.repeat(2 * 1024 * 1024) }),
+      await cli(['sweep', '--subscription', fleet.subscriptionId, '--mode', 'report'], { env: { ...env, AzureWebJobsStorage: `${azurite.connectionString};Bogus=1` } }),
+    ]) {
+      outputs.push(run.stdout, run.stderr);
+    }
+    expect(netGuardRulesIn(sandbox, nsgId)).toHaveLength(1); // the first run did work: its output was really produced
+
+    const logLines: string[] = [];
+    const server = await startLocalServer({ port: 0, runtime: runtimeFor(sandbox, { env }), log: (l) => logLines.push(l), messages: async () => undefined });
+    try {
+      const headerSets: Array<Record<string, string>> = [{ origin: 'https://evil.example' }, { 'content-type': 'text/plain' }, { 'content-type': 'application/json' }];
+      for (const headers of headerSets) {
+        const res = await fetch(`${server.url}/api/events`, { method: 'POST', body: JSON.stringify([fleetEvent(OP.nsgWrite, `${nsgId}#x`)]), headers });
+        outputs.push(await res.text());
+      }
+    } finally {
+      await server.close();
+    }
+    outputs.push(...logLines);
+
+    const all = outputs.join('\n');
+    const accountKey = /AccountKey=([^;]+)/.exec(azurite.connectionString)![1];
+    expect(all).not.toContain(accountKey);
+    expect(all).not.toContain(BOT_PASSWORD);
+    expect(all).not.toContain(SANDBOX_TOKEN);
+    expect(all).not.toMatch(/Bearer\s+\S/i);
+  });
+});
