@@ -42,7 +42,7 @@ export async function teamsMessages(
   });
   if (deployed) {
     const { authenticateBotRequest, botSettingsFromEnvironment } = await import('../shared/teams/bot');
-    if (!(await authenticateBotRequest(botSettingsFromEnvironment(env), headers, body))) return { status: 401 };
+    if (!(await authenticateBotRequest(botSettingsFromEnvironment(env), headers, body, (line) => context.warn(line)))) return { status: 401 };
   }
   const run = handler ?? (await loadDefaultHandler((line) => context.log(line)));
   const result = await run({ method: request.method, headers, body });

@@ -439,16 +439,29 @@ export function isLoopbackUrl(value: unknown): boolean {
  * bot: the Function App calls it before building anything that needs storage or other settings, so
  * an unauthenticated caller learns nothing about the configuration. False without an app id.
  */
-export async function authenticateBotRequest(bot: Settings['bot'], headers: Record<string, string | undefined>, body: unknown): Promise<boolean> {
+export async function authenticateBotRequest(
+  bot: Settings['bot'],
+  headers: Record<string, string | undefined>,
+  body: unknown,
+  log?: (line: string) => void,
+): Promise<boolean> {
   if (!bot.appId) return false;
   const authHeader = headers.authorization ?? headers.Authorization ?? '';
   if (!/^Bearer\s+\S+/i.test(authHeader)) return false;
-  const auth = new ConfigurationBotFrameworkAuthentication({
-    MicrosoftAppId: bot.appId,
-    MicrosoftAppPassword: bot.appPassword ?? '',
-    MicrosoftAppType: bot.appType ?? 'SingleTenant',
-    MicrosoftAppTenantId: bot.tenantId ?? '',
-  });
+  let auth: ConfigurationBotFrameworkAuthentication;
+  try {
+    auth = new ConfigurationBotFrameworkAuthentication({
+      MicrosoftAppId: bot.appId,
+      MicrosoftAppPassword: bot.appPassword ?? '',
+      MicrosoftAppType: bot.appType ?? 'SingleTenant',
+      MicrosoftAppTenantId: bot.tenantId ?? '',
+    });
+  } catch (err) {
+    // A registration the SDK rejects (e.g. UserAssignedMSI without MicrosoftAppTenantId): the operator
+    // reads why in the log; the caller only gets 401, like any request that cannot be authenticated.
+    log?.(`Teams bot authentication is misconfigured, every request is refused: ${err instanceof Error ? err.message : String(err)}`);
+    return false;
+  }
   try {
     await auth.authenticateRequest((body ?? {}) as Activity, authHeader);
     return true;

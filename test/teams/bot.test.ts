@@ -227,3 +227,15 @@ test('without an app id, a card is never posted to a stored channel whose servic
     await stranger.stop();
   }
 });
+
+test('the Function App with a bot registration the SDK rejects (managed identity without tenant): 401 to the caller, the reason only in the log', async () => {
+  const env = { MicrosoftAppId: '11111111-2222-3333-4444-555555555555', MicrosoftAppType: 'UserAssignedMSI', MicrosoftAppTenantId: undefined, AzureWebJobsStorage: undefined };
+  // A token-shaped bearer (header.claims.signature) claiming the Bot Framework as issuer.
+  const token = ['{"alg":"RS256"}', '{"iss":"https://api.botframework.com"}', 'sig'].map((p) => Buffer.from(p).toString('base64url')).join('.');
+  const warnings: string[] = [];
+  const ctx = new InvocationContext({ functionName: 'teamsMessages', invocationId: 'test', logHandler: (level, ...args) => level === 'warning' && warnings.push(args.join(' ')) });
+  const res = await withEnv(env, () => teamsMessages(functionRequest(channelMessage(h, 'subscribe'), { authorization: `Bearer ${token}` }), ctx).catch((err: Error) => ({ status: 500, body: err.message })));
+  expect(res.status).toBe(401);
+  expect(JSON.stringify(res)).not.toMatch(/TenantId|MSI/);
+  expect(warnings.join('\n')).toMatch(/misconfigured.*MicrosoftAppTenantId/);
+});
