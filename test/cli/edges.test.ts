@@ -321,3 +321,44 @@ describe('secrets stay secret', () => {
     expect(all).not.toMatch(/Bearer\s+\S/i);
   });
 });
+
+test('`aks-netguard serve` without MicrosoftAppId: the Emulator-style loopback bot works, a stranger’s serviceUrl is refused (403) and not stored', async () => {
+  const { ConnectorStandIn } = await import('../teams/connectorStandIn');
+  const { fixture } = await import('../teams/harness');
+  const { TeamsTables } = await import('../../shared/teams/channels');
+  const connector = await ConnectorStandIn.start();
+  let stdout = '';
+  let interrupt!: () => void;
+  const interrupted = new Promise<void>((resolve) => (interrupt = resolve));
+  const running = runCli(['serve', '--port', '0'], {
+    stdout: (t) => (stdout += t),
+    stderr: () => undefined,
+    env: { AKS_NETGUARD_ARM_ENDPOINT: sandbox.endpoint, AzureWebJobsStorage: azurite.connectionString },
+    untilInterrupted: () => interrupted,
+  });
+  try {
+    for (let i = 0; i < 500 && !/serving on/.test(stdout); i++) await new Promise((r) => setTimeout(r, 10));
+    const url = /serving on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)![1];
+    const channel = `19:${randomUUID().replace(/-/g, '')}@thread.tacv2`;
+    const activity = fixture('teams.net_message_channel_mention.json');
+    activity.text = '<at>ridotest</at> subscribe';
+    activity.conversation.id = `${channel};messageid=${activity.id}`;
+    activity.channelData.channel.id = channel;
+    const send = (serviceUrl: string) =>
+      fetch(`${url}/api/messages`, { method: 'POST', body: JSON.stringify({ ...activity, serviceUrl }), headers: { 'content-type': 'application/json' } });
+
+    const stranger = await send('https://smba.stranger.example/emea/');
+    expect(stranger.status).toBe(403);
+    const stored = () => TeamsTables.fromConnectionString(azurite.connectionString).listChannels();
+    expect((await stored()).map((c) => c.channelId)).not.toContain(channel);
+
+    const local = await send(connector.serviceUrl);
+    expect(local.status).toBe(200);
+    expect((await stored()).map((c) => c.channelId)).toContain(channel);
+    expect(connector.posted()).toHaveLength(1);
+  } finally {
+    interrupt();
+    await running.catch(() => undefined);
+    await connector.stop();
+  }
+}, 60_000);
