@@ -145,6 +145,9 @@ async function runServe(io: CliIo, opts: { port: string }): Promise<number> {
 /** The Teams bot, imported only when /api/messages is first called (the Teams SDK is slow to load). */
 async function loadTeamsHandler(env: NodeJS.ProcessEnv): Promise<MessagesHandler> {
   const { createTeamsHost } = await import('../teams/host');
+  const { authenticateBotRequest, botSettingsFromEnvironment, unauthenticatedRefusal } = await import('../teams/bot');
+  const bot = botSettingsFromEnvironment(env);
+  const log = (line: string) => process.stderr.write(`${line}\n`);
   let host: ReturnType<typeof createTeamsHost> | undefined;
   return async (req) => {
     let body: unknown;
@@ -153,9 +156,14 @@ async function loadTeamsHandler(env: NodeJS.ProcessEnv): Promise<MessagesHandler
     } catch {
       return { status: 400, body: JSON.stringify({ error: 'The body is not JSON.' }), headers: { 'content-type': 'application/json' } };
     }
-    // serve listens on loopback only: without MicrosoftAppId the bot then talks to loopback connectors only.
-    host ??= createTeamsHost(env, (line) => process.stderr.write(`${line}\n`), false, true);
-    return host.bot.process({ method: req.method, headers: req.headers, body });
+    // Who may talk to the bot is settled before the bot (and its storage) is built, as in the Function
+    // App. serve listens on loopback only: without MicrosoftAppId its bot talks to loopback connectors only.
+    const request = { method: req.method, headers: req.headers, body };
+    const refusal = unauthenticatedRefusal(bot, request, true);
+    if (refusal) return refusal;
+    if (bot.appId && !(await authenticateBotRequest(bot, req.headers, body, log))) return { status: 401 };
+    host ??= createTeamsHost(env, log, false, true);
+    return host.bot.process(request);
   };
 }
 

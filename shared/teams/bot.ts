@@ -153,18 +153,10 @@ export class NetGuardBot {
 
   /** Runs one HTTP request through the adapter (auth included) and the Application. */
   async process(request: BotHttpRequest): Promise<BotHttpResponse> {
-    if (!this.deps.settings.bot.appId) {
-      // Fail closed: with no app id the adapter would skip authentication altogether.
-      if (!this.deps.allowUnauthenticatedLoopback) return UNAUTHORIZED;
-      const serviceUrl = (request.body as { serviceUrl?: unknown } | undefined)?.serviceUrl;
-      if (!isLoopbackUrl(serviceUrl)) {
-        this.deps.log?.('Refused an unauthenticated activity whose serviceUrl is not a loopback address.');
-        return {
-          status: 403,
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ error: 'Without MicrosoftAppId, this local bot accepts only activities whose serviceUrl is a loopback address (the Bot Framework Emulator).' }),
-        };
-      }
+    const refusal = unauthenticatedRefusal(this.deps.settings.bot, request, !!this.deps.allowUnauthenticatedLoopback);
+    if (refusal) {
+      if (refusal.status === 403) this.deps.log?.('Refused an unauthenticated activity whose serviceUrl is not a loopback address.');
+      return refusal;
     }
     const response = new CapturedResponse();
     await this.adapter.process(
@@ -419,6 +411,26 @@ export function botSettingsFromEnvironment(env: NodeJS.ProcessEnv): Settings['bo
 }
 
 const UNAUTHORIZED: BotHttpResponse = { status: 401, headers: {} };
+
+/**
+ * The refusal for a request the bot must not serve without a Bot Framework registration, or
+ * undefined. With an app id, nothing is refused here (the adapter checks the token). Without one:
+ * 401 unless local unauthenticated work is allowed (serve), and then 403 unless the activity's
+ * serviceUrl is a loopback address. Needs nothing but the request, so a host can call it before
+ * building anything (storage, settings).
+ */
+export function unauthenticatedRefusal(bot: Settings['bot'], request: BotHttpRequest, allowUnauthenticatedLoopback: boolean): BotHttpResponse | undefined {
+  if (bot.appId) return undefined;
+  // Fail closed: with no app id the adapter would skip authentication altogether.
+  if (!allowUnauthenticatedLoopback) return UNAUTHORIZED;
+  const serviceUrl = (request.body as { serviceUrl?: unknown } | undefined)?.serviceUrl;
+  if (isLoopbackUrl(serviceUrl)) return undefined;
+  return {
+    status: 403,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ error: 'Without MicrosoftAppId, this local bot accepts only activities whose serviceUrl is a loopback address (the Bot Framework Emulator).' }),
+  };
+}
 
 /** An `http(s)` URL whose host is 127.0.0.0/8, `localhost` or `[::1]`. */
 export function isLoopbackUrl(value: unknown): boolean {

@@ -362,3 +362,33 @@ test('`aks-netguard serve` without MicrosoftAppId: the Emulator-style loopback b
     await connector.stop();
   }
 }, 60_000);
+
+test('`aks-netguard serve` settles who may talk to the bot before building it: no storage still gives 403 / 401, not the configuration error', async () => {
+  const outcomes: number[] = [];
+  for (const env of [{}, { MicrosoftAppId: '11111111-2222-3333-4444-555555555555', MicrosoftAppPassword: 'bot-password-never-shown' }]) {
+    let stdout = '';
+    let interrupt!: () => void;
+    const interrupted = new Promise<void>((resolve) => (interrupt = resolve));
+    const running = runCli(['serve', '--port', '0'], {
+      stdout: (t) => (stdout += t),
+      stderr: () => undefined,
+      env: { AKS_NETGUARD_ARM_ENDPOINT: sandbox.endpoint, ...env },
+      untilInterrupted: () => interrupted,
+    });
+    try {
+      for (let i = 0; i < 500 && !/serving on/.test(stdout); i++) await new Promise((r) => setTimeout(r, 10));
+      const url = /serving on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)![1];
+      const res = await fetch(`${url}/api/messages`, {
+        method: 'POST',
+        body: JSON.stringify({ type: 'message', text: 'subscribe', serviceUrl: 'https://smba.stranger.example/emea/', conversation: { id: 'c' } }),
+        headers: { 'content-type': 'application/json' },
+      });
+      outcomes.push(res.status);
+      expect(await res.text()).not.toMatch(/AzureWebJobsStorage|bot-password/);
+    } finally {
+      interrupt();
+      await running.catch(() => undefined);
+    }
+  }
+  expect(outcomes).toEqual([403, 401]);
+}, 60_000);
