@@ -12,8 +12,23 @@ function loadDefaultHandler(log: (line: string) => void): Promise<BotRequestHand
   return defaultHandler;
 }
 
-/** Adapts a Functions request to the bot; `handler` lets tests and `serve` pass their own bot. */
-export async function teamsMessages(request: HttpRequest, context: InvocationContext, handler?: BotRequestHandler): Promise<HttpResponseInit> {
+/**
+ * Adapts a Functions request to the bot; `handler` lets tests pass their own bot (which then enforces
+ * its own authentication, see NetGuardBot). Without one this is the deployed function, which fails
+ * closed (DESIGN.md, Safety invariants): 401 to every request unless `MicrosoftAppId` is set, and the
+ * Bot Framework token is checked before anything else is looked at or built (settings, storage), so
+ * an unauthenticated caller learns nothing about the configuration.
+ */
+export async function teamsMessages(
+  request: HttpRequest,
+  context: InvocationContext,
+  handler?: BotRequestHandler,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<HttpResponseInit> {
+  const deployed = handler === undefined;
+  if (deployed && (!env.MicrosoftAppId?.trim() || !/^Bearer\s+\S+/i.test(request.headers.get('authorization') ?? ''))) {
+    return { status: 401 };
+  }
   const text = await request.text();
   let body: unknown;
   try {
@@ -25,6 +40,10 @@ export async function teamsMessages(request: HttpRequest, context: InvocationCon
   request.headers.forEach((value, name) => {
     headers[name.toLowerCase()] = value;
   });
+  if (deployed) {
+    const { authenticateBotRequest, botSettingsFromEnvironment } = await import('../shared/teams/bot');
+    if (!(await authenticateBotRequest(botSettingsFromEnvironment(env), headers, body, (line) => context.warn(line)))) return { status: 401 };
+  }
   const run = handler ?? (await loadDefaultHandler((line) => context.log(line)));
   const result = await run({ method: request.method, headers, body });
   return new HttpResponse({ status: result.status, headers: result.headers, body: result.body });

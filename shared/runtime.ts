@@ -49,6 +49,7 @@ export function createRuntime(options: RuntimeOptions = {}): Runtime {
     pollIntervalMs: options.pollIntervalMs,
     retryOptions: options.armRetry,
     requestTimeoutMs: settings.armTimeoutSeconds * 1000,
+    subscriptions: settings.subscriptions,
   });
   const store = options.store ?? storeFromEnvironment(env);
   const notices = options.notices ?? noticeSinkFromEnvironment(env);

@@ -26,6 +26,7 @@ import type { SecurityRuleProperties } from './armTypes';
 import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmSecurityRule, ArmVirtualNetwork } from './armTypes';
 import { ArmError, RETRYABLE_CODES, VerificationError, classifyError, isRetryableStatus } from './errors';
 import { lastSegment, parentId, parseResourceId, resourceGroupOf, subscriptionOf } from './ids';
+import { subscriptionScopePolicy } from './scope';
 import type { Inventory } from './topology';
 
 export const NETWORK_API_VERSION = '2026-01-01';
@@ -69,6 +70,8 @@ export interface ArmGatewayOptions {
   pollIntervalMs?: number;
   /** How long a long-running write may stay in progress before NetGuard stops waiting; default 30 min. */
   operationDeadlineMs?: number;
+  /** AKS_NETGUARD_SUBSCRIPTIONS: requests naming any other subscription are refused (scope.ts). */
+  subscriptions?: readonly string[];
 }
 
 export interface ArmCallCounter {
@@ -196,6 +199,8 @@ export class ArmGateway {
         { phase: 'Sign' },
       );
     }
+    // Before the call counter: a refused request never reaches Azure, so it is not counted as a call.
+    pipeline.addPolicy(subscriptionScopePolicy(this.options.subscriptions), { afterPhase: 'Retry' });
     const counter: PipelinePolicy = {
       name: 'netguardCallCounter',
       sendRequest: (req, next) => {

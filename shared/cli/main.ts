@@ -1,8 +1,9 @@
 // aks-netguard: the same engine as the Function App, from a laptop (az login) or against the sandbox.
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { Command, CommanderError, Option } from 'commander';
 import { processEventBatch } from '../events/handler';
-import { MalformedEventError, parseEvents } from '../events/parse';
+import { MalformedEventError, MAX_EVENT_INPUT_BYTES, parseEvents } from '../events/parse';
+import { inScope } from '../azure/scope';
 import { createRuntime, type RuntimeOptions } from '../runtime';
 import { startLocalServer, type MessagesHandler } from './serve';
 import { ConfigError, parseMode } from '../config';
@@ -15,8 +16,11 @@ export interface CliIo {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
   env: NodeJS.ProcessEnv;
-  /** Reads all of standard input (handle-event -). */
-  readStdin?: () => Promise<string>;
+  /**
+   * Reads standard input (handle-event -). Given `limit`, it may stop once more than `limit` bytes
+   * have arrived (the caller refuses such input anyway); the text returned is then over the limit.
+   */
+  readStdin?: (limit?: number) => Promise<string>;
   /** Resolves when the user asks to stop (Ctrl-C) — for serve. */
   untilInterrupted?: () => Promise<void>;
   /** Tests: shorter ARM polls and retry back-off, so fault tests do not wait real seconds. */
@@ -62,6 +66,10 @@ async function runSweep(io: CliIo, opts: { subscription?: string[]; mode?: strin
   });
   for (const s of opts.subscription ?? []) {
     if (!/^[0-9a-fA-F-]{1,64}$/.test(s)) throw new UsageError(`--subscription: "${s}" is not a subscription id.`);
+    // AKS_NETGUARD_SUBSCRIPTIONS is the scope NetGuard may act in; a flag narrows it, never widens it.
+    if (!inScope(s, ctx.settings.subscriptions)) {
+      throw new UsageError(`--subscription: ${s} is outside AKS_NETGUARD_SUBSCRIPTIONS (${ctx.settings.subscriptions!.join(', ')}); NetGuard acts only in the subscriptions in scope.`);
+    }
   }
   const subscriptions = opts.subscription?.length ? opts.subscription : (ctx.settings.subscriptions ?? (await ctx.arm.listSubscriptionIds()));
   if (subscriptions.length === 0) io.stderr('warning: the identity can list no subscriptions; nothing to sweep.\n');
@@ -70,15 +78,39 @@ async function runSweep(io: CliIo, opts: { subscription?: string[]; mode?: strin
   return exitFor(report, !!opts.failOnDrift);
 }
 
+const tooLarge = (where: string) =>
+  new UsageError(`${where} is larger than 1 MiB (${MAX_EVENT_INPUT_BYTES} bytes), Event Grid's limit for one delivery; nothing was processed.`);
+
+/** Reads the event input, refusing more than MAX_EVENT_INPUT_BYTES before anything is parsed. */
 async function readEventInput(io: CliIo, file: string | undefined): Promise<string> {
   if (file === undefined || file === '-') {
     if (!io.readStdin) throw new UsageError('no event given: name a FILE or pipe the event(s) into standard input.');
-    return io.readStdin();
+    const text = await io.readStdin(MAX_EVENT_INPUT_BYTES);
+    if (Buffer.byteLength(text, 'utf8') > MAX_EVENT_INPUT_BYTES) throw tooLarge('the input on standard input');
+    return text;
   }
+  let handle;
   try {
-    return await readFile(file, 'utf8');
+    handle = await open(file, 'r');
   } catch (err) {
     throw new UsageError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  try {
+    // Read at most one byte past the limit (the file's size is not trusted: pipes and /dev/stdin have none).
+    const buffer = Buffer.alloc(MAX_EVENT_INPUT_BYTES + 1);
+    let filled = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, null);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+      if (filled > MAX_EVENT_INPUT_BYTES) throw tooLarge(file);
+    }
+    return buffer.subarray(0, filled).toString('utf8');
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`cannot read ${file}: ${(err as Error).message}`);
+  } finally {
+    await handle.close();
   }
 }
 
@@ -144,6 +176,9 @@ async function runServe(io: CliIo, opts: { port: string }): Promise<number> {
 /** The Teams bot, imported only when /api/messages is first called (the Teams SDK is slow to load). */
 async function loadTeamsHandler(env: NodeJS.ProcessEnv): Promise<MessagesHandler> {
   const { createTeamsHost } = await import('../teams/host');
+  const { authenticateBotRequest, botSettingsFromEnvironment, unauthenticatedRefusal } = await import('../teams/bot');
+  const bot = botSettingsFromEnvironment(env);
+  const log = (line: string) => process.stderr.write(`${line}\n`);
   let host: ReturnType<typeof createTeamsHost> | undefined;
   return async (req) => {
     let body: unknown;
@@ -152,8 +187,14 @@ async function loadTeamsHandler(env: NodeJS.ProcessEnv): Promise<MessagesHandler
     } catch {
       return { status: 400, body: JSON.stringify({ error: 'The body is not JSON.' }), headers: { 'content-type': 'application/json' } };
     }
-    host ??= createTeamsHost(env, (line) => process.stderr.write(`${line}\n`));
-    return host.bot.process({ method: req.method, headers: req.headers, body });
+    // Who may talk to the bot is settled before the bot (and its storage) is built, as in the Function
+    // App. serve listens on loopback only: without MicrosoftAppId its bot talks to loopback connectors only.
+    const request = { method: req.method, headers: req.headers, body };
+    const refusal = unauthenticatedRefusal(bot, request, true);
+    if (refusal) return refusal;
+    if (bot.appId && !(await authenticateBotRequest(bot, req.headers, body, log))) return { status: 401 };
+    host ??= createTeamsHost(env, log, false, true);
+    return host.bot.process(request);
   };
 }
 

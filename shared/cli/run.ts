@@ -1,9 +1,16 @@
 // Process entry of the CLI: wires the real stdin/stdout/stderr and exit status.
 import { runCli } from './main';
 
-async function readStdin(): Promise<string> {
+/** All of stdin, or (given a limit) stops reading once more than `limit` bytes came: the caller refuses it. */
+async function readStdin(limit?: number): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(Buffer.from(chunk));
+  let size = 0;
+  for await (const chunk of process.stdin) {
+    const b = Buffer.from(chunk);
+    chunks.push(b);
+    size += b.length;
+    if (limit !== undefined && size > limit) break;
+  }
   return Buffer.concat(chunks).toString('utf8');
 }
 

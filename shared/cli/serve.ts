@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { processEventBatch } from '../events/handler';
-import { describeProblem, MalformedEventError, parseEvents, parseEventsLenient } from '../events/parse';
+import { describeProblem, MalformedEventError, MAX_EVENT_INPUT_BYTES, parseEvents, parseEventsLenient } from '../events/parse';
 import type { Runtime } from '../runtime';
 
 export interface LocalServer {
@@ -30,22 +30,71 @@ export interface ServeOptions {
   admin?: (name: string, body: string) => { status: number; body: unknown };
 }
 
-const MAX_BODY = 5 * 1024 * 1024;
+/**
+ * Request acceptance (DESIGN.md, "Fail closed at the edges"). serve runs with the operator's own
+ * Azure identity (`az login`), so a web page the operator visits must not be able to make it act:
+ *   - a request carrying `Origin` comes from a browser page: 403, whatever its path;
+ *   - a POST body must be JSON (`application/json`, or CloudEvents `application/cloudevents+json` /
+ *     `application/cloudevents-batch+json`): a browser can send `text/plain` cross-origin without a
+ *     preflight, so anything else is 415;
+ *   - a body over 1 MiB (Event Grid's own limit for a delivery) is 413, answered from `Content-Length`
+ *     before reading, or as soon as a chunked body passes the limit; the rest is never read or parsed.
+ */
+const ACCEPTED_CONTENT_TYPES = new Set(['application/json', 'application/cloudevents+json', 'application/cloudevents-batch+json']);
 
+class Refused extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+/** Throws Refused for a request that must not be served at all (checked before its path). */
+function checkOrigin(req: IncomingMessage): void {
+  if (req.headers.origin !== undefined) {
+    throw new Refused(403, 'requests from web pages (with an Origin header) are refused: serve is for Event Grid, the Bot Framework Emulator and tools on this machine');
+  }
+}
+
+/** Reads a POST body after checking its type and size; throws Refused (415, 413) without reading more. */
 function readBody(req: IncomingMessage): Promise<string> {
+  const type = String(req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+  if (!ACCEPTED_CONTENT_TYPES.has(type)) {
+    return Promise.reject(new Refused(415, `the body must be application/json or CloudEvents JSON (application/cloudevents+json, application/cloudevents-batch+json), not ${type || 'untyped'}`));
+  }
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > MAX_EVENT_INPUT_BYTES) return Promise.reject(tooLarge());
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let done = false;
     req.on('data', (c: Buffer) => {
+      if (done) return;
       size += c.length;
-      if (size > MAX_BODY) {
-        reject(new Error('request body too large'));
-        req.destroy();
+      if (size > MAX_EVENT_INPUT_BYTES) {
+        done = true;
+        req.pause();
+        reject(tooLarge());
       } else chunks.push(c);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
+    req.on('end', () => {
+      if (!done) resolve(Buffer.concat(chunks).toString('utf8'));
+    });
+    req.on('error', (err) => {
+      if (!done) reject(err);
+    });
   });
+}
+
+function tooLarge(): Refused {
+  return new Refused(413, `the body is larger than 1 MiB (${MAX_EVENT_INPUT_BYTES} bytes), Event Grid's limit for one delivery`);
+}
+
+/** Answers a refusal and closes the connection, so an unread body is never parsed as a next request. */
+function sendRefusal(req: IncomingMessage, res: ServerResponse, refusal: Refused): void {
+  res.writeHead(refusal.status, { 'content-type': 'application/json', connection: 'close' });
+  res.end(JSON.stringify({ error: refusal.message }));
+  // Stop taking in whatever the client is still sending once it has our answer.
+  res.on('finish', () => req.socket.destroy());
 }
 
 function send(res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): void {
@@ -89,13 +138,16 @@ export async function startLocalServer(options: ServeOptions): Promise<LocalServ
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const work = async () => {
+      checkOrigin(req);
       if (path === '/api/events') return handleEvents(req, res, options);
       if (path === '/api/messages') {
+        if (req.method !== 'POST') return send(res, 405, { error: 'use POST' });
+        const body = await readBody(req);
         const handler = await options.messages?.();
         if (!handler) return send(res, 501, { error: 'the Teams bot is not available in this build' });
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') headers[k] = v;
-        const answer = await handler({ method: req.method ?? 'POST', url: `http://127.0.0.1${req.url}`, headers, body: await readBody(req) });
+        const answer = await handler({ method: req.method ?? 'POST', url: `http://127.0.0.1${req.url}`, headers, body });
         return send(res, answer.status, answer.body ?? '', answer.headers ?? {});
       }
       const adminCall = /^\/admin\/functions\/([^/]+)$/.exec(path);
@@ -108,6 +160,10 @@ export async function startLocalServer(options: ServeOptions): Promise<LocalServ
       return send(res, 404, { error: `no endpoint ${path}; try POST /api/events or POST /api/messages` });
     };
     work().catch((err) => {
+      if (err instanceof Refused) {
+        options.log(`refused ${req.method} ${path} (${err.status}): ${err.message}`);
+        if (!res.headersSent) return sendRefusal(req, res, err);
+      }
       options.log(`error on ${path}: ${(err as Error).message}`);
       if (!res.headersSent) send(res, 500, { error: (err as Error).message });
       else res.end();

@@ -56,7 +56,7 @@ export async function processEventBatch(batch: EventBatchInput, runtime: Runtime
   const work: Array<{ event: NetGuardEvent; route: ReconcileRoute; started: number }> = [];
   for (const event of batch.events ?? batch.valid ?? []) {
     const started = Date.now();
-    const route = routeEvent(event, { principalId: settings.principalId });
+    const route = routeEvent(event, { principalId: settings.principalId, subscriptions: settings.subscriptions });
     if (route.kind === 'ignore') {
       log.push({ eventId: event.id, operation: event.operationName, resourceId: event.resourceId, outcome: 'ignored', reason: route.reason, reconciled: [], armCalls: 0, ms: Date.now() - started });
       continue;

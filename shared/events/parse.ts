@@ -17,9 +17,11 @@
 //     object; `data.claims`/`data.authorization`/`data.httpRequest` neither an object nor a JSON string
 //     encoding an object; for ResourceWriteSuccess/ResourceDeleteSuccess (the types NetGuard routes)
 //     additionally: `data.operationName` missing, no resource id (`data.resourceUri`, else `subject`),
-//     a resource id that is not an ARM resource id, and, for the operations NetGuard routes, a resource
-//     id whose type differs from the operation's (a rule operation on an NSG id would re-read the
-//     wrong resource).
+//     a resource id that is not an ARM resource id or holds a "." / ".." / empty segment, "?", "#", "%",
+//     a backslash, a space or a control character (each would change the request URL it ends up in),
+//     and, for the operations NetGuard routes, a resource id whose type differs from the operation's (a
+//     rule operation on an NSG id would re-read the wrong resource) or that is not exactly
+//     /subscriptions/{guid}/resourceGroups/{rg}/providers/{namespace}/{type}/{name}/...
 // Everything else is valid: events of other types (ResourceActionSuccess, storage events, …) parse and
 // are later acknowledged without any call to Azure.
 //
@@ -35,8 +37,14 @@ import type {
   ResourceWriteSuccessEventData,
   SubscriptionValidationEventData,
 } from '@azure/eventgrid';
-import { HANDLED_EVENT_TYPES, ROUTED_OPERATIONS } from './operations';
-import { parseResourceId, resourceTypeOf, type ParsedResourceId } from '../azure/ids';
+import { HANDLED_EVENT_TYPES, ROUTED_OPERATIONS, routedKindOf } from './operations';
+import { parseResourceId, resourceIdShapeProblem, resourceTypeOf, unsafeIdProblem, type ParsedResourceId } from '../azure/ids';
+
+/**
+ * The most event input NetGuard reads (handle-event, serve): Event Grid's own limit on one delivered
+ * batch (1 MB). Anything larger is refused before it is parsed; it cannot have come from Event Grid.
+ */
+export const MAX_EVENT_INPUT_BYTES = 1024 * 1024;
 
 export const SUBSCRIPTION_VALIDATION_EVENT_TYPE: KnownSystemEventTypes = 'Microsoft.EventGrid.SubscriptionValidationEvent';
 
@@ -254,8 +262,14 @@ function parseOne(item: unknown): NetGuardEvent | SubscriptionValidation {
   let subscriptionId: string | undefined;
   if (routedType) {
     if (!resourceId) reject('missing data.resourceUri and subject (no resource id)');
-    subscriptionId = checkedArmId(resourceId, resourceUri ? 'data.resourceUri' : 'subject').subscriptionId;
+    const field = resourceUri ? 'data.resourceUri' : 'subject';
+    subscriptionId = checkedArmId(resourceId, field).subscriptionId;
     checkOperationMatchesId(operationName!, resourceId);
+    // A routed id is followed into request URLs: only the exact shape of a resource in a group passes.
+    if (routedKindOf(operationName)) {
+      const problem = resourceIdShapeProblem(resourceId);
+      if (problem) reject(`${field} "${printable(resourceId)}" is not a well-formed Azure resource id: ${problem}`);
+    }
   } else {
     subscriptionId = subscriptionOfLoose(resourceId);
   }
@@ -328,6 +342,8 @@ function firstClaim(claims: Json | undefined, names: string[]): string | undefin
 }
 
 function checkedArmId(id: string, field: string): ParsedResourceId {
+  const unsafe = unsafeIdProblem(id);
+  if (unsafe) reject(`${field} "${printable(id)}" is not a well-formed Azure resource id: ${unsafe}`);
   const parsed = tryParseId(id, field);
   const unnamed = parsed.segments.find(([type, name]) => !type || !name);
   if (unnamed) reject(`${field} "${id}" is not an Azure resource id: the name after "${unnamed[0]}" is missing`);
@@ -352,6 +368,13 @@ function checkOperationMatchesId(operationName: string, resourceId: string): voi
   if (actual !== expected) {
     reject(`data.operationName "${operationName}" acts on ${expected} but the resource id "${resourceId}" is a ${actual}`);
   }
+}
+
+/** The id as it can be shown in a log line: control characters escaped, long ids cut. */
+function printable(id: string): string {
+  // eslint-disable-next-line no-control-regex
+  const escaped = id.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return escaped.length > 300 ? `${escaped.slice(0, 300)}…` : escaped;
 }
 
 function subscriptionOfLoose(id: string): string | undefined {

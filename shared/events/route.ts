@@ -4,7 +4,8 @@
 
 import type { NetGuardEvent } from './parse';
 import { HANDLED_EVENT_TYPES, routedKindOf, type RoutedKind } from './operations';
-import { idKey, parentId, resourceTypeOf } from '../azure/ids';
+import { idKey, parentId, resourceIdShapeProblem, resourceTypeOf } from '../azure/ids';
+import { inScope } from '../azure/scope';
 
 export type ReconcileTarget = 'nsg' | 'subnet' | 'vnet' | 'cluster';
 
@@ -15,6 +16,8 @@ export type IgnoreReason =
   | 'unrouted-operation'
   /** Caused by NetGuard's own identity: re-reading would only confirm its own write. */
   | 'own-write'
+  /** About a subscription outside AKS_NETGUARD_SUBSCRIPTIONS: NetGuard neither reads nor writes there. */
+  | 'out-of-scope'
   /** The resource id is not of the type the operation acts on (parseEvents rejects these; this guards hand-built events). */
   | 'resource-mismatch';
 
@@ -39,6 +42,8 @@ export type Route = IgnoreRoute | ReconcileRoute;
 export interface RouteOptions {
   /** Object id of NetGuard's own identity (AKS_NETGUARD_PRINCIPAL_ID). */
   principalId?: string;
+  /** AKS_NETGUARD_SUBSCRIPTIONS: events about any other subscription are ignored (undefined: no limit). */
+  subscriptions?: readonly string[];
 }
 
 const HANDLED = new Set<string>(HANDLED_EVENT_TYPES);
@@ -57,6 +62,11 @@ export function routeEvent(e: NetGuardEvent, opts: RouteOptions = {}): Route {
   if (!HANDLED.has(e.eventType)) {
     return ignore('unhandled-event-type', `event type ${e.eventType} is not one NetGuard handles`);
   }
+  // Scope comes before everything that could lead to a read: an event about a subscription NetGuard
+  // was not given (or whose subscription cannot be told) is acknowledged and logged, nothing more.
+  if (!inScope(e.subscriptionId, opts.subscriptions)) {
+    return ignore('out-of-scope', `subscription ${e.subscriptionId ?? '(unknown)'} is not in AKS_NETGUARD_SUBSCRIPTIONS`);
+  }
   const kind = routedKindOf(e.operationName);
   if (!kind) {
     return ignore('unrouted-operation', `operation ${e.operationName ?? '(none)'} cannot affect AKS network hardening`);
@@ -65,6 +75,9 @@ export function routeEvent(e: NetGuardEvent, opts: RouteOptions = {}): Route {
     return ignore('own-write', `caused by NetGuard's own identity ${opts.principalId!.trim()}`);
   }
   const how = ROUTE_OF_KIND[kind];
+  // parseEvents rejects these; hand-built events get the same check, so no path follows such an id.
+  const unsafe = resourceIdShapeProblem(e.resourceId);
+  if (unsafe) return ignore('resource-mismatch', `the resource id "${e.resourceId}" cannot be followed: ${unsafe}`);
   // The operation names the resource type it acts on: ".../securityRules/write" → ".../securityrules".
   const expectedType = e.operationName!.toLowerCase().replace(/\/(write|delete)$/, '');
   let actualType: string;

@@ -3,7 +3,7 @@
 // Teams SDKs is shared/teams/, so a later move to the Teams SDK v2 touches one folder.
 import { timingSafeEqual } from 'node:crypto';
 import { Application, TeamsAdapter, TurnState } from '@microsoft/teams-ai';
-import { ActivityTypes, CardFactory, MessageFactory, TurnContext, type ConversationReference } from 'botbuilder';
+import { ActivityTypes, CardFactory, ConfigurationBotFrameworkAuthentication, MessageFactory, TurnContext, type Activity, type ConversationReference } from 'botbuilder';
 import type { Settings } from '../config';
 import { approvalDeliveryKey } from '../notify/queueSink';
 import type { ApprovalRecord, StateStore } from '../store/types';
@@ -36,6 +36,14 @@ export interface BotDeps {
   log?: (line: string) => void;
   /** Options passed to the Bot Connector client (ConnectorClientOptions). */
   connectorOptions?: ConstructorParameters<typeof TeamsAdapter>[3];
+  /**
+   * Without `MicrosoftAppId` the bot refuses every request (401) unless this is set: only for local
+   * work (`aks-netguard serve`, which listens on loopback only, and the tests). Even then it accepts
+   * and replies to activities only when their `serviceUrl` is a loopback address (the Bot Framework
+   * Emulator, the connector stand-in), so nobody can subscribe a channel whose cards would go to a
+   * connector of their own.
+   */
+  allowUnauthenticatedLoopback?: boolean;
 }
 
 export const ACTION_INVOKE_NAME = 'adaptiveCard/action';
@@ -145,6 +153,11 @@ export class NetGuardBot {
 
   /** Runs one HTTP request through the adapter (auth included) and the Application. */
   async process(request: BotHttpRequest): Promise<BotHttpResponse> {
+    const refusal = unauthenticatedRefusal(this.deps.settings.bot, request, !!this.deps.allowUnauthenticatedLoopback);
+    if (refusal) {
+      if (refusal.status === 403) this.deps.log?.('Refused an unauthenticated activity whose serviceUrl is not a loopback address.');
+      return refusal;
+    }
     const response = new CapturedResponse();
     await this.adapter.process(
       { body: request.body as Record<string, unknown> | undefined, headers: request.headers, method: request.method },
@@ -337,6 +350,10 @@ export class NetGuardBot {
    * (which only logs), so they are caught here and rethrown: a failed send must fail the delivery.
    */
   private async proactive(reference: Partial<ConversationReference>, logic: (ctx: TurnContext) => Promise<void>): Promise<void> {
+    // An unauthenticated bot never sends cards (nonces included) anywhere but a local connector.
+    if (!this.deps.settings.bot.appId && !isLoopbackUrl(reference.serviceUrl)) {
+      throw new Error('refusing to post to a non-loopback serviceUrl without MicrosoftAppId (bot authentication is off)');
+    }
     let failure: unknown;
     await this.adapter.continueConversationAsync(this.deps.settings.bot.appId ?? '', reference, async (ctx) => {
       try {
@@ -382,6 +399,86 @@ export class NetGuardBot {
       (f) => f.control === approval.control && f.targetId.toLowerCase() === approval.targetId.toLowerCase(),
     );
     return buildApprovalCard(approval, { nonce, approvers: this.deps.settings.approvers, driftSince: finding?.driftSince });
+  }
+}
+
+// ---------------------------------------------------------------- authentication
+
+/** The bot registration, read straight from the four settings (nothing else is validated here). */
+export function botSettingsFromEnvironment(env: NodeJS.ProcessEnv): Settings['bot'] {
+  const v = (name: string) => env[name]?.trim() || undefined;
+  return { appId: v('MicrosoftAppId'), appPassword: v('MicrosoftAppPassword'), appType: v('MicrosoftAppType'), tenantId: v('MicrosoftAppTenantId') };
+}
+
+const UNAUTHORIZED: BotHttpResponse = { status: 401, headers: {} };
+
+/**
+ * The refusal for a request the bot must not serve without a Bot Framework registration, or
+ * undefined. With an app id, nothing is refused here (the adapter checks the token). Without one:
+ * 401 unless local unauthenticated work is allowed (serve), and then 403 unless the activity's
+ * serviceUrl is a loopback address. Needs nothing but the request, so a host can call it before
+ * building anything (storage, settings).
+ */
+export function unauthenticatedRefusal(bot: Settings['bot'], request: BotHttpRequest, allowUnauthenticatedLoopback: boolean): BotHttpResponse | undefined {
+  if (bot.appId) return undefined;
+  // Fail closed: with no app id the adapter would skip authentication altogether.
+  if (!allowUnauthenticatedLoopback) return UNAUTHORIZED;
+  const serviceUrl = (request.body as { serviceUrl?: unknown } | undefined)?.serviceUrl;
+  if (isLoopbackUrl(serviceUrl)) return undefined;
+  return {
+    status: 403,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ error: 'Without MicrosoftAppId, this local bot accepts only activities whose serviceUrl is a loopback address (the Bot Framework Emulator).' }),
+  };
+}
+
+/** An `http(s)` URL whose host is 127.0.0.0/8, `localhost` or `[::1]`. */
+export function isLoopbackUrl(value: unknown): boolean {
+  if (typeof value !== 'string') return false;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return false;
+  const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/**
+ * Validates the Bot Framework token of a request (the same check the adapter makes), without the
+ * bot: the Function App calls it before building anything that needs storage or other settings, so
+ * an unauthenticated caller learns nothing about the configuration. False without an app id.
+ */
+export async function authenticateBotRequest(
+  bot: Settings['bot'],
+  headers: Record<string, string | undefined>,
+  body: unknown,
+  log?: (line: string) => void,
+): Promise<boolean> {
+  if (!bot.appId) return false;
+  const authHeader = headers.authorization ?? headers.Authorization ?? '';
+  if (!/^Bearer\s+\S+/i.test(authHeader)) return false;
+  let auth: ConfigurationBotFrameworkAuthentication;
+  try {
+    auth = new ConfigurationBotFrameworkAuthentication({
+      MicrosoftAppId: bot.appId,
+      MicrosoftAppPassword: bot.appPassword ?? '',
+      MicrosoftAppType: bot.appType ?? 'SingleTenant',
+      MicrosoftAppTenantId: bot.tenantId ?? '',
+    });
+  } catch (err) {
+    // A registration the SDK rejects (e.g. UserAssignedMSI without MicrosoftAppTenantId): the operator
+    // reads why in the log; the caller only gets 401, like any request that cannot be authenticated.
+    log?.(`Teams bot authentication is misconfigured, every request is refused: ${err instanceof Error ? err.message : String(err)}`);
+    return false;
+  }
+  try {
+    await auth.authenticateRequest((body ?? {}) as Activity, authHeader);
+    return true;
+  } catch {
+    return false;
   }
 }
 

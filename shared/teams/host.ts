@@ -22,7 +22,16 @@ export function engineExecutor(env: NodeJS.ProcessEnv = process.env, inFunctionA
   return { executeApproval: (approval, decidedBy) => engine.executeApproval(approval, decidedBy) };
 }
 
-export function createTeamsHost(env: NodeJS.ProcessEnv = process.env, log?: (line: string) => void, inFunctionApp = false): TeamsHost {
+/**
+ * `allowUnauthenticatedLoopback`: only `aks-netguard serve` (loopback only) passes true, so that the
+ * Bot Framework Emulator works without a bot registration; see BotDeps. The Function App never does.
+ */
+export function createTeamsHost(
+  env: NodeJS.ProcessEnv = process.env,
+  log?: (line: string) => void,
+  inFunctionApp = false,
+  allowUnauthenticatedLoopback = false,
+): TeamsHost {
   const settings = loadSettings(env);
   const store = storeFromEnvironment(env);
   const tables = teamsTablesFromEnvironment(env);
@@ -31,7 +40,14 @@ export function createTeamsHost(env: NodeJS.ProcessEnv = process.env, log?: (lin
   }
   // Built on the first decision (not per click), so clients and table handles are reused.
   let executor: ApprovalExecutor | undefined;
-  const bot = new NetGuardBot({ settings, store, tables, executor: async () => (executor ??= engineExecutor(env, inFunctionApp)), log });
+  const bot = new NetGuardBot({
+    settings,
+    store,
+    tables,
+    executor: async () => (executor ??= engineExecutor(env, inFunctionApp)),
+    log,
+    allowUnauthenticatedLoopback: allowUnauthenticatedLoopback && !inFunctionApp,
+  });
   return { bot, settings, store, tables };
 }
 

@@ -145,9 +145,14 @@ describe('which subscriptions are swept', () => {
   const subsIn = (run: CliRun) =>
     [...new Set((JSON.parse(run.stdout) as RunReport).findings.map((f) => f.resourceId.split('/')[2].toLowerCase()))].sort();
 
-  test('--subscription wins over AKS_NETGUARD_SUBSCRIPTIONS', async () => {
-    const run = await cli(['sweep', '--json', '--mode', 'report', '--subscription', OTHER_SUB], sandboxEnv({ AKS_NETGUARD_SUBSCRIPTIONS: fleet.subscriptionId }));
+  test('--subscription narrows AKS_NETGUARD_SUBSCRIPTIONS, and never widens it (the scope: exit 2, no request)', async () => {
+    const run = await cli(['sweep', '--json', '--mode', 'report', '--subscription', OTHER_SUB], sandboxEnv({ AKS_NETGUARD_SUBSCRIPTIONS: `${fleet.subscriptionId},${OTHER_SUB}` }));
     expect(subsIn(run)).toEqual([OTHER_SUB]);
+    sandbox.resetRequests();
+    const outside = await cli(['sweep', '--json', '--mode', 'report', '--subscription', OTHER_SUB], sandboxEnv({ AKS_NETGUARD_SUBSCRIPTIONS: fleet.subscriptionId }));
+    expect(outside.code).toBe(2);
+    expect(outside.stderr).toMatch(/outside AKS_NETGUARD_SUBSCRIPTIONS/);
+    expect(sandbox.countRequests()).toBe(0);
   });
 
   test('else AKS_NETGUARD_SUBSCRIPTIONS', async () => {

@@ -178,11 +178,29 @@ describe('malformed events', () => {
     ['subject of the wrong type', (e) => { e.subject = { id: RULE_ID }; return e; }, 'event 0 (id abc): subject must be a string, got an object'],
     ['metadataVersion 2', (e) => { e.metadataVersion = '2'; return e; }, 'event 0 (id abc): metadataVersion must be "1"'],
     ['an event that is a string', () => ['just text'], 'event 0: not a JSON object (got a string ("just text"))'],
+    // Ids that would change the request URL they end up in (issue 9, item 3).
+    ['a ".." segment', (e) => { e.data.resourceUri = `${NSG_ID}/securityRules/../../x/securityRules/r`; return e; }, 'is not a well-formed Azure resource id: it has a ".." segment'],
+    ['a "." segment', (e) => { e.data.resourceUri = `${NSG_ID}/securityRules/.`; return e; }, 'it has a "." segment'],
+    ['a query', (e) => { e.data.resourceUri = `${RULE_ID}?api-version=1&y=`; return e; }, 'it contains "?", which no Azure resource id has'],
+    ['a fragment', (e) => { e.data.resourceUri = `${RULE_ID}#x`; return e; }, 'it contains "#"'],
+    ['percent-encoding', (e) => { e.data.resourceUri = `${NSG_ID}/securityRules/%2e%2e`; return e; }, 'it contains "%"'],
+    ['a control character', (e) => { e.data.resourceUri = `${RULE_ID}\u0000`; return e; }, 'it contains a control character (U+0000)'],
+    ['an empty segment', (e) => { e.data.resourceUri = RULE_ID.replace('/resourceGroups/', '//resourceGroups/'); return e; }, 'it has an empty segment'],
+    ['a subscription that is not a GUID', (e) => { e.data.resourceUri = RULE_ID.replace(/subscriptions\/[^/]+/, 'subscriptions/..x'); return e; }, 'the subscription "..x" is not a GUID'],
+    ['no resource group', (e) => { e.data.resourceUri = RULE_ID.replace(/\/resourceGroups\/[^/]+/, ''); return e; }, 'it names no resource group'],
+    ['an unsafe subject when there is no resourceUri', (e) => { delete e.data.resourceUri; e.subject = `${RULE_ID}?x=1`; return e; }, 'subject "'],
   ];
 
   it.each(cases)('%s', (_name, mutate, expected) => {
     const message = malformedMessage(mutate(base()));
     expect(message).toContain(expected);
+  });
+
+  it('checks the characters of ids of operations it does not route, but not their shape (the published placeholders stay valid)', () => {
+    const storage = sampleEvent('eventgrid-schema/subscription_ResourceWriteSuccess.json');
+    expect(parseEvents(storage).events[0].resourceId).toContain('{subscription-id}');
+    storage.data.resourceUri = `${storage.data.resourceUri}/..`;
+    expect(malformedMessage(storage)).toContain('it has a ".." segment');
   });
 
   it('rejects a validation event without its code', () => {

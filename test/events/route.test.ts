@@ -202,3 +202,28 @@ describe('coalescing a batch', () => {
     expect(coalesceRoutes(routes)).toEqual([]);
   });
 });
+
+describe('scope (AKS_NETGUARD_SUBSCRIPTIONS)', () => {
+  const SUB_OF_SAMPLES = NSG_ID.split('/')[2];
+  const event = () => parseOne(armEvent({ verb: 'write', operationName: 'Microsoft.Network/networkSecurityGroups/securityRules/write', resourceId: RULE_ID }));
+
+  it('ignores an event about another subscription, before anything else', () => {
+    const route = routeEvent(event(), { subscriptions: ['11111111-2222-4333-8444-555555555555'] });
+    expect(route).toMatchObject({ kind: 'ignore', reason: 'out-of-scope' });
+  });
+
+  it('routes an event in scope, the subscription compared case-insensitively', () => {
+    expect(routeEvent(event(), { subscriptions: ['11111111-2222-4333-8444-555555555555', SUB_OF_SAMPLES.toUpperCase()] })).toMatchObject({ kind: 'reconcile', resourceId: NSG_ID });
+    expect(routeEvent(event(), {})).toMatchObject({ kind: 'reconcile' });
+  });
+
+  it('an event whose subscription cannot be told is out of scope when a scope is set', () => {
+    const e = { ...event(), subscriptionId: undefined };
+    expect(routeEvent(e, { subscriptions: [SUB_OF_SAMPLES] })).toMatchObject({ kind: 'ignore', reason: 'out-of-scope' });
+  });
+
+  it('a hand-built event (not from parseEvents) with an id that would change the URL is not followed', () => {
+    const e = { ...event(), resourceId: `${NSG_ID}/securityRules/..` };
+    expect(routeEvent(e)).toMatchObject({ kind: 'ignore', reason: 'resource-mismatch' });
+  });
+});
