@@ -20,6 +20,7 @@ import { affectedResourceOf, observeFromCache, type Observed } from './observe';
 import { VERIFY_DELAY_SECONDS, type DeferredUpdateSink, type PendingClusterUpdate } from './deferred';
 import { cacheEntriesOf, type TopologyCacheStore } from '../azure/topologyCache';
 import { StoreError } from '../store/tables';
+import { assertWriteAllowed } from './writeGate';
 
 /** Subscriptions read at once during a sweep. */
 const SWEEP_READ_CONCURRENCY = 4;
@@ -449,6 +450,8 @@ export class Engine {
   private async apply(plan: PlannedChange, observation: ClusterObservation): Promise<ArmSecurityRule | undefined> {
     const arm = this.deps.arm;
     if (plan.kind === 'security-rule') {
+      // The write gate: a rule write that would open any flow is refused here, whoever planned it.
+      assertWriteAllowed(plan, { nsg: observation.topology.nsg(plan.nsgId), topology: observation.topology });
       return arm.putSecurityRule(plan.nsgId, plan.ruleName, plan.after, plan.ifMatch);
     }
     const op = await this.startClusterUpdate(plan, observation);
@@ -471,6 +474,8 @@ export class Engine {
       cluster = fresh.cluster;
       ifMatch = fresh.etag;
     }
+    // The write gate, against the cluster that is about to be sent back (every cluster write comes here).
+    assertWriteAllowed(plan, { cluster });
     setPath(cluster, plan.path, plan.after);
     return arm.startClusterUpdate(cluster, ifMatch);
   }
