@@ -13,7 +13,7 @@ import { idKey, lastSegment, sameId } from '../azure/ids';
 import type { TopologyIndex } from '../azure/topology';
 import type { ClusterPropertyChange, PlannedChange, SecurityRuleChange } from '../controls/types';
 import { compareNsgAccess, describeFlowBox } from '../net/accessDiff';
-import { AddressSet, tryParseAddressPrefix } from '../net/addressSet';
+import { AddressSet, tryParseAddressPrefix, wholeFamiliesOf } from '../net/addressSet';
 import { rulesOfNsg } from '../net/nsgEvaluator';
 
 /** A planned write the gate refused: it is not made; the finding becomes `error` with this message. */
@@ -90,10 +90,6 @@ export function admittedByAuthorizedRanges(ranges: unknown): { admitted: Address
   return { admitted: parsed.set, invalid: parsed.invalid };
 }
 
-/** Admits every IPv4 address or every IPv6 address (e.g. 0.0.0.0/0, or 0.0.0.0/1 + 128.0.0.0/1). */
-export function admitsEveryAddressOfAFamily(set: AddressSet): boolean {
-  return set.containsAll(AddressSet.allOf(4)) || set.containsAll(AddressSet.allOf(6));
-}
 
 /** Each writable cluster path, with what "no wider than before" means for it. */
 const CLUSTER_PATHS: Array<{ matches: (path: readonly string[]) => boolean; judge: (before: unknown, after: unknown, cluster: ArmManagedCluster) => GateVerdict }> = [
@@ -105,7 +101,7 @@ const CLUSTER_PATHS: Array<{ matches: (path: readonly string[]) => boolean; judg
       if (!Array.isArray(after) || after.length === 0) return refuse(`an empty authorized IP range list would open the API server of ${cluster.name} to every address`);
       if (after.some((r) => typeof r !== 'string' || !tryParseAddressPrefix(r))) return refuse(`the authorized IP ranges planned for ${cluster.name} contain a value that is not an IP range`);
       const next = AddressSet.fromPrefixes(after as string[]);
-      if (admitsEveryAddressOfAFamily(next)) return refuse(`the authorized IP ranges planned for ${cluster.name} (${(after as string[]).join(', ')}) together admit every address`);
+      if (wholeFamiliesOf(next).length > 0) return refuse(`the authorized IP ranges planned for ${cluster.name} (${(after as string[]).join(', ')}) together admit every address`);
       const { admitted } = admittedByAuthorizedRanges(before);
       const opened = next.subtract(admitted);
       if (!opened.isEmpty()) return refuse(`the authorized IP ranges planned for ${cluster.name} would admit ${opened.toString()}, which the API server does not admit now`);
