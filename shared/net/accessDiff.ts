@@ -164,16 +164,22 @@ function sideSet(side: Side, truths: ReadonlySet<string>, context: AccessContext
 
 function boxesOf(rule: Compiled, srcTruths: ReadonlySet<string>, dstTruths: ReadonlySet<string>, context: AccessContext, icmpBit: number): Box[] {
   if (rule.dir === 0 || rule.proto === 0 || rule.sport.length === 0) return [];
-  const src = sideSet(rule.src, srcTruths, context);
-  if (src.isEmpty()) return [];
-  const dst = sideSet(rule.dst, dstTruths, context);
-  if (dst.isEmpty()) return [];
-  const base = { dir: rule.dir, src, dst, sport: rule.sport };
-  // ICMP has no ports: a rule naming ICMP matches it whatever its destination ports say.
+  const srcAll = sideSet(rule.src, srcTruths, context);
+  if (srcAll.isEmpty()) return [];
+  const dstAll = sideSet(rule.dst, dstTruths, context);
+  if (dstAll.isEmpty()) return [];
   const out: Box[] = [];
-  const ported = rule.proto & ~icmpBit;
-  if (ported !== 0 && rule.dport.length > 0) out.push({ ...base, proto: ported, dport: rule.dport });
-  if (rule.proto & icmpBit) out.push({ ...base, proto: icmpBit, dport: ALL_PORTS });
+  // A flow joins two addresses of one family: an IPv4 source never reaches an IPv6 destination.
+  for (const family of [4, 6] as const) {
+    const src = srcAll.only(family);
+    const dst = dstAll.only(family);
+    if (src.isEmpty() || dst.isEmpty()) continue;
+    const base = { dir: rule.dir, src, dst, sport: rule.sport };
+    // ICMP has no ports: a rule naming ICMP matches it whatever its destination ports say.
+    const ported = rule.proto & ~icmpBit;
+    if (ported !== 0 && rule.dport.length > 0) out.push({ ...base, proto: ported, dport: rule.dport });
+    if (rule.proto & icmpBit) out.push({ ...base, proto: icmpBit, dport: ALL_PORTS });
+  }
   return out;
 }
 
