@@ -311,9 +311,11 @@ function toFlowBox(box: Box, universe: string[], assumptions: string[]): FlowBox
 }
 
 function cidrs(set: AddressSet, max = 4): string {
+  // Boxes hold one family each (flows never mix them).
+  if (set.equals(AddressSet.allOf(4))) return 'any IPv4 address';
+  if (set.equals(AddressSet.allOf(6))) return 'any IPv6 address';
   const all = set.toCidrs();
-  const text = set.toString() === 'any address' ? 'any address' : all.slice(0, max).join(', ') + (all.length > max ? ` and ${all.length - max} more` : '');
-  return text;
+  return all.slice(0, max).join(', ') + (all.length > max ? ` and ${all.length - max} more` : '');
 }
 
 /** "Inbound Tcp from 198.51.100.0/24 to 10.0.0.0/22, destination port 22". */
