@@ -151,9 +151,13 @@ function order(rules: Compiled[]): Compiled[] {
   return [...rules].sort((a, b) => a.priority - b.priority || Number(a.isDefault) - Number(b.isDefault) || a.index - b.index);
 }
 
-/** The addresses one side matches when the unknowns answer `truths` (the atoms that hold). */
-function sideSet(side: Side, truths: ReadonlySet<string>, context: AccessContext): AddressSet {
+/**
+ * The addresses one side matches when the unknowns answer `truths` (the atoms that hold); with
+ * `truths` undefined, every address it could match under any answer (a superset, to prune rules).
+ */
+function sideSet(side: Side, truths: ReadonlySet<string> | undefined, context: AccessContext): AddressSet {
   let set = side.definite;
+  if (!truths) return side.vnet || side.internet || side.atoms.length > 0 ? AddressSet.all() : set;
   const inVnet = truths.has(VNET_ATOM);
   // An address the VNet's own space holds is in the tag whatever the answer; beyond it, the answer decides.
   if (side.vnet) set = set.union(inVnet ? AddressSet.all() : context.virtualNetwork);
@@ -162,7 +166,7 @@ function sideSet(side: Side, truths: ReadonlySet<string>, context: AccessContext
   return set;
 }
 
-function boxesOf(rule: Compiled, srcTruths: ReadonlySet<string>, dstTruths: ReadonlySet<string>, context: AccessContext, icmpBit: number): Box[] {
+function boxesOf(rule: Compiled, srcTruths: ReadonlySet<string> | undefined, dstTruths: ReadonlySet<string> | undefined, context: AccessContext, icmpBit: number): Box[] {
   if (rule.dir === 0 || rule.proto === 0 || rule.sport.length === 0) return [];
   const srcAll = sideSet(rule.src, srcTruths, context);
   if (srcAll.isEmpty()) return [];
@@ -369,10 +373,17 @@ export function compareNsgAccess(
   const result: AccessDiff = { widened: [], narrowed: [], narrowedBeyondIntended: [] };
   if (touched.length === 0) return result;
 
-  // Only unknowns used by some rule matter; each side answers for itself.
+  // A rule that cannot match any flow the changed rules could match, whatever the unknowns hold,
+  // decides nothing that differs: it is left out, and so are the unknowns only it uses (real NSGs
+  // carry many service tags on rules far from the change).
+  const widest: Box[] = touched.flatMap((r) => boxesOf(r, undefined, undefined, context, icmpBit));
+  const relevant = (r: Compiled) => boxesOf(r, undefined, undefined, context, icmpBit).some((x) => widest.some((y) => intersect(x, y)));
+  const bRelevant = b.filter(relevant);
+  const aRelevant = a.filter(relevant);
+  // Only unknowns used by some rule that matters count; each side answers for itself.
   const atomsOf = (pick: (r: Compiled) => Side) => {
     const s = new Set<string>();
-    for (const r of [...b, ...a, ...intended]) {
+    for (const r of [...bRelevant, ...aRelevant, ...intended]) {
       const side = pick(r);
       if (side.vnet || side.internet) s.add(VNET_ATOM);
       for (const atom of side.atoms) s.add(atom);
@@ -385,8 +396,8 @@ export function compareNsgAccess(
     result.tooComplex = `the rules use ${srcAtoms.length + dstAtoms.length} application security groups and service tags that NetGuard cannot resolve to addresses, too many to compare every case`;
     return result;
   }
-  const sortedBefore = order(b);
-  const sortedAfter = order(a);
+  const sortedBefore = order(bRelevant);
+  const sortedAfter = order(aRelevant);
   const max = options.maxWitnesses ?? Infinity;
 
   for (const srcTruths of subsets(srcAtoms)) {

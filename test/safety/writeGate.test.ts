@@ -102,6 +102,12 @@ describe('the write gate on security rules', () => {
     expect(!v.allowed && v.reason).toMatch(/too many/);
   });
 
+  test('many service tags on rules the change cannot touch (outbound 443) do not make it unprovable', () => {
+    const tags = ['Storage', 'Sql', 'AzureMonitor', 'AzureKeyVault', 'EventHub', 'ServiceBus', 'AzureCloud', 'AzureActiveDirectory', 'AzureContainerRegistry', 'MicrosoftContainerRegistry', 'AzureFrontDoor.Backend', 'GatewayManager'];
+    const outbound = tags.map((tag, i) => rule(`out-${i}`, { access: 'Allow', priority: 1000 + i, direction: 'Outbound', destinationAddressPrefix: tag, destinationPortRange: '443' }));
+    expect(verdict([rule('deny', { sourceAddressPrefix: '10.0.0.0/24' }), allowAll, ...outbound], write('deny', { sourceAddressPrefix: '10.0.0.0/16' }))).toEqual({ allowed: true });
+  });
+
   test('an unchanged write changes nothing', () => {
     expect(verdict([rule('deny', {}), allowAll], write('deny', {}))).toEqual({ allowed: true });
     expect(compareNsgAccess(rulesOfNsg(nsgWith(NSG_ID, [allowAll])), rulesOfNsg(nsgWith(NSG_ID, [allowAll])), { virtualNetwork: AddressSet.empty() })).toEqual({ widened: [], narrowed: [], narrowedBeyondIntended: [] });
