@@ -7,16 +7,12 @@ import type { ArmNetworkSecurityGroup, ArmSecurityRule } from '../../shared/azur
 import { nodeSshDeny } from '../../shared/controls/nodeSshDeny';
 import type { Control } from '../../shared/controls/types';
 import type { ArmSandbox } from '../../shared/sandbox/armServer';
-import { clusterFromFixture, netGuardSshDenyRule, nsgFromFixture, securityRule, vnetWithSubnets } from '../../shared/sandbox/fleet';
+import { clusterFromFixture, netGuardSshDenyRule, nsgFromFixture, vnetWithSubnets } from '../../shared/sandbox/fleet';
 import type { RunReport } from '../../shared/types';
 import { onlyFinding, sshDecisionInSandbox, startSandbox, writesTo } from '../helpers/sandboxEnv';
-
-const SUB = '5a1e5a1e-0000-4000-8000-000000000009';
-const RG = 'rg-widen';
-const OUTSIDER = '198.51.100.7/32'; // TEST-NET-2: an address on the internet
+import { OUTSIDER, SUB, RG, armId, seedBroadenedRule } from './scenarios';
 
 let sandbox: ArmSandbox;
-const armId = (sub: string, rg: string, provider: string, type: string, name: string) => `/subscriptions/${sub}/resourceGroups/${rg}/providers/${provider}/${type}/${name}`;
 
 async function sweep(extraEnv: Record<string, string> = {}): Promise<{ code: number; report: RunReport; stderr: string }> {
   let stdout = '';
@@ -29,50 +25,6 @@ async function sweep(extraEnv: Record<string, string> = {}): Promise<{ code: num
   return { code, report: JSON.parse(stdout) as RunReport, stderr };
 }
 
-/**
- * The issue's layout: an Allow for SSH from the VNet at 300 (which also admits the AKS subnet, so the
- * NSG is in drift), NetGuard's rule broadened by a person to source `*` at 400, and an Allow from `*`
- * at 500 behind it.
- */
-function seedBroadenedRule(): { clusterId: string; nsgId: string; nodeSubnetId: string } {
-  const nsgId = armId(SUB, RG, 'Microsoft.Network', 'networkSecurityGroups', 'nodes-nsg');
-  const broadened = netGuardSshDenyRule(['*'], 400);
-  const rules: ArmSecurityRule[] = [
-    securityRule('allow-ssh-from-vnet', {
-      protocol: 'Tcp',
-      sourceAddressPrefix: '10.60.0.0/16',
-      destinationAddressPrefix: '*',
-      destinationPortRange: '22',
-      access: 'Allow',
-      priority: 300,
-      direction: 'Inbound',
-    }),
-    broadened,
-    securityRule('allow-ssh-from-anywhere', {
-      protocol: 'Tcp',
-      sourceAddressPrefix: '*',
-      destinationAddressPrefix: '*',
-      destinationPortRange: '22',
-      access: 'Allow',
-      priority: 500,
-      direction: 'Inbound',
-    }),
-  ];
-  sandbox.put(nsgFromFixture({ subscriptionId: SUB, resourceGroup: RG, name: 'nodes-nsg', securityRules: rules }));
-  const vnet = vnetWithSubnets({
-    subscriptionId: SUB,
-    resourceGroup: RG,
-    name: 'widen-vnet',
-    addressPrefixes: ['10.60.0.0/16'],
-    subnets: [{ name: 'nodes', addressPrefix: '10.60.0.0/22', nsgId }],
-  });
-  sandbox.put(vnet);
-  const nodeSubnetId = `${vnet.id}/subnets/nodes`;
-  const cluster = clusterFromFixture({ subscriptionId: SUB, resourceGroup: RG, name: 'aks-widen', nodeSubnetId });
-  sandbox.put(cluster);
-  return { clusterId: cluster.id, nsgId, nodeSubnetId };
-}
-
 beforeEach(async () => {
   sandbox = await startSandbox();
 });
@@ -83,7 +35,7 @@ afterEach(async () => {
 
 describe("NetGuard's own rule, broadened by a person", () => {
   test('the default auto sweep keeps SSH from an internet address denied, and keeps what the person added', async () => {
-    const { clusterId, nsgId, nodeSubnetId } = seedBroadenedRule();
+    const { clusterId, nsgId, nodeSubnetId } = seedBroadenedRule(sandbox);
     expect(sshDecisionInSandbox(sandbox, nsgId, nodeSubnetId, [OUTSIDER])).toBe('Deny');
 
     const { code, report } = await sweep();
@@ -130,7 +82,7 @@ describe("NetGuard's own rule, broadened by a person", () => {
 
 describe('the write gate', () => {
   test('refuses a widening write even when the control plans it: finding error, detail says why, nothing written', async () => {
-    const { clusterId, nsgId, nodeSubnetId } = seedBroadenedRule();
+    const { clusterId, nsgId, nodeSubnetId } = seedBroadenedRule(sandbox);
     // The old plan: NetGuard's rule rewritten to the AKS sources only, before the Allow at 300.
     const original = nodeSshDeny.plan;
     (nodeSshDeny as Control).plan = (judgement, observation) => {
