@@ -20,7 +20,7 @@ import { affectedResourceOf, observeFromCache, type Observed } from './observe';
 import { VERIFY_DELAY_SECONDS, type DeferredUpdateSink, type PendingClusterUpdate } from './deferred';
 import { cacheEntriesOf, type TopologyCacheStore } from '../azure/topologyCache';
 import { StoreError } from '../store/tables';
-import { assertWriteAllowed } from './writeGate';
+import { WriteRefusedError, assertWriteAllowed } from './writeGate';
 
 /** Subscriptions read at once during a sweep. */
 const SWEEP_READ_CONCURRENCY = 4;
@@ -416,7 +416,7 @@ export class Engine {
         if (err instanceof ArmError && err.status === 412) {
           if (++conflicts > MAX_CONFLICT_ROUNDS) throw new ConcurrencyError(`${judgement.targetId} kept changing under NetGuard (412 ${conflicts} times).`);
         } else {
-          await this.audit({ control: control.id, clusterId: judgement.clusterId, targetId: judgement.targetId, event: 'write-failed', before: plan.before, after: plan.after, actor: 'netguard (auto)', detail: describeError(err) });
+          await this.audit({ control: control.id, clusterId: judgement.clusterId, targetId: judgement.targetId, event: err instanceof WriteRefusedError ? 'write-refused' : 'write-failed', before: plan.before, after: plan.after, actor: 'netguard (auto)', detail: describeError(err) });
           throw err;
         }
       }

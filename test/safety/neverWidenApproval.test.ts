@@ -6,6 +6,8 @@ import { ArmGateway } from '../../shared/azure/arm';
 import type { ArmSecurityRule } from '../../shared/azure/armTypes';
 import { loadSettings } from '../../shared/config';
 import { Engine } from '../../shared/engine/engine';
+import { nodeSshDeny } from '../../shared/controls/nodeSshDeny';
+import type { Control } from '../../shared/controls/types';
 import { deliverNotice } from '../../shared/notify/queueSink';
 import type { ArmSandbox } from '../../shared/sandbox/armServer';
 import type { ApprovalActionData } from '../../shared/teams/cards';
@@ -60,4 +62,33 @@ test('the auto sweep asks a person; the approved repair denies the AKS subnets a
   expect(rule.priority).toBeLessThan(300);
   const next = await engine.sweep([SUB]);
   expect(onlyFinding(next, clusterId, 'node-ssh-deny').status).toBe('compliant');
+}, 60_000);
+
+test('a widening write planned by a control is refused with storage too: error finding, audited as write-refused, nothing written', async () => {
+  const { clusterId, nsgId } = seedBroadenedRule(sandbox);
+  const original = nodeSshDeny.plan;
+  // The repair as it used to be: NetGuard's rule cut back to the AKS subnet, before the Allow at 300.
+  (nodeSshDeny as Control).plan = (judgement, observation) => {
+    const existing = observation.topology.nsg(judgement.targetId)!.properties.securityRules!.find((r) => r.name === 'aks-netguard-deny-node-ssh')!;
+    return {
+      kind: 'security-rule',
+      nsgId,
+      ruleName: existing.name,
+      ifMatch: existing.etag,
+      before: existing.properties,
+      after: { ...existing.properties, sourceAddressPrefix: undefined, sourceAddressPrefixes: ['10.60.0.0/22'], priority: 299 },
+      needsPerson: false,
+      summary: 'the old repair',
+    };
+  };
+  try {
+    const report = await engine.sweep([SUB], { cliMode: 'auto' });
+    expect(onlyFinding(report, clusterId, 'node-ssh-deny')).toMatchObject({ status: 'error', action: 'none' });
+  } finally {
+    (nodeSshDeny as Control).plan = original;
+  }
+  expect(sandbox.findRequests((r) => r.method !== 'GET' && r.path.toLowerCase().startsWith(nsgId.toLowerCase()))).toEqual([]);
+  const audit = (await h.store.listAudit()).filter((a) => a.targetId.toLowerCase() === nsgId.toLowerCase());
+  expect(audit.map((a) => a.event)).toEqual(['write-refused']);
+  expect(audit[0].detail).toMatch(/would allow traffic that is denied now/);
 }, 60_000);
