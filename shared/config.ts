@@ -1,6 +1,7 @@
 // The environment (app settings), parsed once and validated; a bad value fails fast with a clear message.
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
+import { AddressSet, wholeFamiliesOf } from './net/addressSet';
 import { CONTROL_IDS, MODES, type ControlId, type Mode } from './types';
 
 export class ConfigError extends Error {
@@ -166,13 +167,21 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     if (v) controlModes[id] = parseMode(v, modeSettingName(id));
   }
   const ranges = list(env.AKS_NETGUARD_AUTHORIZED_IP_RANGES);
+  const authorizedIpRanges = ranges.length ? parseCidrList(ranges, 'AKS_NETGUARD_AUTHORIZED_IP_RANGES') : undefined;
+  // Ranges that together leave no gap (0.0.0.0/1 + 128.0.0.0/1) open the API server as much as a /0.
+  const whole = authorizedIpRanges ? wholeFamiliesOf(AddressSet.fromPrefixes(authorizedIpRanges)) : [];
+  if (whole.length > 0) {
+    throw new ConfigError(
+      `AKS_NETGUARD_AUTHORIZED_IP_RANGES: "${ranges.join(',')}" together admit every ${whole.map((f) => `IPv${f}`).join(' and ')} address, which would open the API server to everyone; NetGuard never restores such a list. List only the ranges that need access.`,
+    );
+  }
 
   return {
     armEndpoint,
     subscriptions: subscriptions.length ? subscriptions : undefined,
     mode: blank('AKS_NETGUARD_MODE') ? parseMode(blank('AKS_NETGUARD_MODE')!, 'AKS_NETGUARD_MODE') : undefined,
     controlModes,
-    authorizedIpRanges: ranges.length ? parseCidrList(ranges, 'AKS_NETGUARD_AUTHORIZED_IP_RANGES') : undefined,
+    authorizedIpRanges,
     principalId: blank('AKS_NETGUARD_PRINCIPAL_ID')?.toLowerCase(),
     maxWritesPerRun: parsed.data.AKS_NETGUARD_MAX_WRITES_PER_RUN,
     approvers: list(env.AKS_NETGUARD_APPROVERS).map((a) => a.toLowerCase()),

@@ -15,7 +15,8 @@ import {
   type NsgFlow,
   type RuleOutcome,
 } from '../net/nsgEvaluator';
-import { formatPortRange, portRangesOf, withoutPort } from '../net/ports';
+import { compareNsgAccess, describeFlowBox } from '../net/accessDiff';
+import { coversAllPorts, formatPortRange, mergePortRanges, portRangesOf, withoutPort } from '../net/ports';
 import type { ClusterObservation, Control, Judgement, NoPlan, SecurityRuleChange } from './types';
 
 export const MANAGED_SSH_RULE_NAME = 'aks-netguard-deny-node-ssh';
@@ -241,7 +242,7 @@ export function planNodeSshDeny(nsg: ArmNetworkSecurityGroup, topology: Topology
   }
 
   if (priority !== undefined) {
-    const after: SecurityRuleProperties = {
+    const desired: SecurityRuleProperties = {
       description: MANAGED_RULE_DESCRIPTION,
       protocol: 'Tcp',
       sourcePortRange: '*',
@@ -253,15 +254,14 @@ export function planNodeSshDeny(nsg: ArmNetworkSecurityGroup, topology: Topology
       direction: 'Inbound',
     };
     const beats = allows.length > 0 ? `, before the Allow ${describeRule({ ...refOf(allows[0]) })}` : '';
+    if (existing) return planRepair(nsg, existing, desired, used, sources, groups, beats);
     return {
       kind: 'security-rule',
       nsgId: nsg.id,
-      ruleName: existing?.name ?? MANAGED_SSH_RULE_NAME,
-      ifMatch: existing ? existing.etag : undefined,
-      ...(existing ? { before: existing.properties } : {}),
-      after,
+      ruleName: MANAGED_SSH_RULE_NAME,
+      after: desired,
       needsPerson: false,
-      summary: `${existing ? 'Update' : 'Create'} the Deny rule ${MANAGED_SSH_RULE_NAME} in the NSG ${nsg.name} at priority ${priority}${beats}: inbound TCP/22 from ${cidrList(sourcePrefixes)} to the nodes is denied.`,
+      summary: `Create the Deny rule ${MANAGED_SSH_RULE_NAME} in the NSG ${nsg.name} at priority ${priority}${beats}: inbound TCP/22 from ${cidrList(sourcePrefixes)} to the nodes is denied.`,
     };
   }
 
@@ -270,6 +270,139 @@ export function planNodeSshDeny(nsg: ArmNetworkSecurityGroup, topology: Topology
     return { kind: 'none', reason: `The NSG ${nsg.name} has no free inbound priority between ${MIN_RULE_PRIORITY} and ${MAX_RULE_PRIORITY} for the Deny rule ${MANAGED_SSH_RULE_NAME}.` };
   }
   return planNarrowing(nsg, blocking, sources, groups);
+}
+
+/** The tokens of one side of a rule (prefix and prefixes together). */
+function sideTokens(single: string | undefined, list: readonly string[] | undefined): string[] {
+  return [...(single !== undefined && single !== '' ? [single] : []), ...(list ?? [])].map((t) => String(t).trim());
+}
+
+type SideMerge = { keep: true } | { keep: false; prefixes: string[] } | { cannot: string };
+
+/**
+ * One side of NetGuard's rule as a person left it, merged with what the side needs: kept as is when it
+ * already holds every needed address (`*`, a tag that covers them, wider CIDRs), else the needed CIDRs
+ * are added to the person's. A tag cannot share a list with addresses in ARM: then a person decides.
+ */
+function mergeSide(tokens: string[], asgs: readonly unknown[] | undefined, needed: AddressSet, neededPrefixes: string[], virtualNetwork: AddressSet, what: string): SideMerge {
+  if ((asgs ?? []).length > 0) return { cannot: `its ${what} were changed to application security groups` };
+  const side = resolveRuleSide(undefined, tokens, undefined, { virtualNetwork });
+  if (side.definite.containsAll(needed)) return { keep: true };
+  if (tokens.some((t) => !isAddressPrefix(t))) return { cannot: `its ${what} were changed to ${tokens.join(', ')}, which cannot be listed together with addresses` };
+  return { keep: false, prefixes: sortPrefixes([...tokens, ...neededPrefixes.filter((p) => !side.definite.containsAll(AddressSet.fromPrefixes([p])))]) };
+}
+
+/**
+ * NetGuard's own rule is there but no longer denies what it must. Whatever a person added to it
+ * (sources, ports, protocols) is kept; only what is missing is put back, and it is never moved later
+ * (a Deny moved behind an Allow opens what that Allow admits). If moving it earlier, or turning it
+ * back into a Deny, would also cut access beyond the AKS SSH flows, a person decides.
+ */
+function planRepair(
+  nsg: ArmNetworkSecurityGroup,
+  existing: ArmSecurityRule,
+  desired: SecurityRuleProperties,
+  usedPriorities: ReadonlySet<number>,
+  sources: AddressSet,
+  groups: readonly DestinationGroup[],
+  beats: string,
+): SecurityRuleChange | NoPlan {
+  const e = existing.properties ?? ({} as SecurityRuleProperties);
+  const cannot = (why: string): NoPlan => ({
+    kind: 'none',
+    reason: `NetGuard's rule ${MANAGED_SSH_RULE_NAME} in the NSG ${nsg.name} was edited and ${why}, so NetGuard cannot put the AKS subnets back into it without dropping what was added: add them by hand, or delete the rule and NetGuard recreates it.`,
+  });
+  if (String(e.direction ?? '').toLowerCase() === 'outbound') return cannot('now applies to outbound traffic');
+  const virtualNetwork = groups.reduce((acc, g) => acc.union(g.virtualNetwork), AddressSet.empty());
+  const destinations = groups.reduce((acc, g) => acc.union(g.destinations), AddressSet.empty());
+  const after: SecurityRuleProperties = readOnlyStripped(e);
+  after.description = e.description ?? desired.description;
+  after.access = 'Deny';
+  after.direction = 'Inbound';
+  const added: string[] = [];
+
+  const src = mergeSide(sideTokens(e.sourceAddressPrefix, e.sourceAddressPrefixes), e.sourceApplicationSecurityGroups, sources, desired.sourceAddressPrefixes ?? [], virtualNetwork, 'sources');
+  if ('cannot' in src) return cannot(src.cannot);
+  if (!src.keep) {
+    delete after.sourceAddressPrefix;
+    after.sourceAddressPrefixes = src.prefixes;
+    added.push('the AKS sources');
+  }
+  const dst = mergeSide(
+    sideTokens(e.destinationAddressPrefix, e.destinationAddressPrefixes),
+    e.destinationApplicationSecurityGroups,
+    destinations,
+    destinations.toCidrs(),
+    virtualNetwork,
+    'destinations',
+  );
+  if ('cannot' in dst) return cannot(dst.cannot);
+  if (!dst.keep) {
+    const tokens = sideTokens(e.destinationAddressPrefix, e.destinationAddressPrefixes);
+    delete after.destinationAddressPrefix;
+    // Nothing there at all: the usual VirtualNetwork; else the node subnets next to the person's.
+    if (tokens.length === 0) after.destinationAddressPrefix = desired.destinationAddressPrefix;
+    else after.destinationAddressPrefixes = dst.prefixes;
+    added.push('the node subnets as destinations');
+  }
+  const ports = portRangesOf(e.destinationPortRange, e.destinationPortRanges).ranges;
+  if (!ports.some((r) => r.from <= SSH_PORT && SSH_PORT <= r.to)) {
+    const merged = mergePortRanges([...ports, { from: SSH_PORT, to: SSH_PORT }]);
+    delete after.destinationPortRange;
+    delete after.destinationPortRanges;
+    if (merged.length === 1) after.destinationPortRange = formatPortRange(merged[0]);
+    else after.destinationPortRanges = merged.map(formatPortRange);
+    added.push('port 22');
+  }
+  const sourcePorts = portRangesOf(e.sourcePortRange, e.sourcePortRanges);
+  const anySourcePort = sourcePorts.invalid.length === 0 && (sourcePorts.ranges.length === 0 || coversAllPorts(sourcePorts.ranges));
+  if (!anySourcePort) {
+    delete after.sourcePortRanges;
+    after.sourcePortRange = '*';
+    added.push('every source port');
+  }
+  const protocol = String(e.protocol ?? '').toLowerCase();
+  if (protocol !== 'tcp' && protocol !== '*' && protocol !== 'any') {
+    after.protocol = '*';
+    added.push('TCP');
+  }
+  if (String(e.access ?? '').toLowerCase() !== 'deny') added.push('Deny');
+  // Never later than where it is: only earlier, when an Allow before it admits the AKS sources.
+  const current = Number(e.priority);
+  const keepPlace = Number.isInteger(current) && current <= desired.priority && !usedPriorities.has(current);
+  after.priority = keepPlace ? current : desired.priority;
+  const moved = after.priority !== current;
+
+  // In its own place the rule only denies what it says, which is NetGuard's to keep. Moved earlier, it
+  // also beats the Allows it passes: whatever it then denies beyond inbound TCP/22 from the AKS subnets
+  // to the nodes is someone's access being cut, and that needs a person.
+  const intended: ArmSecurityRule = { name: MANAGED_SSH_RULE_NAME, properties: { ...desired, priority: after.priority } };
+  const written: ArmSecurityRule = { ...existing, properties: after };
+  const beforeRules = rulesOfNsg(nsg);
+  const afterRules = rulesOfNsg({ ...nsg, properties: { ...nsg.properties, securityRules: (nsg.properties?.securityRules ?? []).map((r) => (r === existing ? written : r)) } });
+  const cut = new Set<string>();
+  let tooComplex = false;
+  for (const g of moved ? groups : []) {
+    const diff = compareNsgAccess(beforeRules, afterRules, { virtualNetwork: g.virtualNetwork }, { intended: [intended] });
+    if (diff.tooComplex) tooComplex = true;
+    for (const f of diff.narrowedBeyondIntended.slice(0, 2)) cut.add(describeFlowBox(f));
+  }
+  const needsPerson = tooComplex || cut.size > 0;
+  const what = added.length ? `add back ${listNames(added)}` : 'keep its content';
+  const where = moved ? ` and move it to priority ${after.priority}${beats}` : ` at priority ${after.priority}`;
+  const why = needsPerson
+    ? ` A person must approve, because ${tooComplex ? 'NetGuard cannot tell exactly whose access that changes' : `it would also deny ${[...cut].join('; ')}, which is allowed now`}.`
+    : '';
+  return {
+    kind: 'security-rule',
+    nsgId: nsg.id,
+    ruleName: existing.name,
+    ifMatch: existing.etag,
+    before: existing.properties,
+    after,
+    needsPerson,
+    summary: `Repair the Deny rule ${MANAGED_SSH_RULE_NAME} in the NSG ${nsg.name}: ${what}${where}, keeping what a person added to it (inbound TCP/22 from ${cidrList(sources.toCidrs())} to the nodes is denied).${why}`,
+  };
 }
 
 function refOf(rule: ArmSecurityRule) {

@@ -20,6 +20,7 @@ import { affectedResourceOf, observeFromCache, type Observed } from './observe';
 import { VERIFY_DELAY_SECONDS, type DeferredUpdateSink, type PendingClusterUpdate } from './deferred';
 import { cacheEntriesOf, type TopologyCacheStore } from '../azure/topologyCache';
 import { StoreError } from '../store/tables';
+import { WriteRefusedError, assertWriteAllowed } from './writeGate';
 
 /** Subscriptions read at once during a sweep. */
 const SWEEP_READ_CONCURRENCY = 4;
@@ -425,7 +426,7 @@ export class Engine {
         if (err instanceof ArmError && err.status === 412) {
           if (++conflicts > MAX_CONFLICT_ROUNDS) throw new ConcurrencyError(`${judgement.targetId} kept changing under NetGuard (412 ${conflicts} times).`);
         } else {
-          await this.audit({ control: control.id, clusterId: judgement.clusterId, targetId: judgement.targetId, event: 'write-failed', before: plan.before, after: plan.after, actor: 'netguard (auto)', detail: describeError(err) });
+          await this.audit({ control: control.id, clusterId: judgement.clusterId, targetId: judgement.targetId, event: err instanceof WriteRefusedError ? 'write-refused' : 'write-failed', before: plan.before, after: plan.after, actor: 'netguard (auto)', detail: describeError(err) });
           throw err;
         }
       }
@@ -459,6 +460,8 @@ export class Engine {
   private async apply(plan: PlannedChange, observation: ClusterObservation): Promise<ArmSecurityRule | undefined> {
     const arm = this.deps.arm;
     if (plan.kind === 'security-rule') {
+      // The write gate: a rule write that would open any flow is refused here, whoever planned it.
+      assertWriteAllowed(plan, { nsg: observation.topology.nsg(plan.nsgId), topology: observation.topology });
       return arm.putSecurityRule(plan.nsgId, plan.ruleName, plan.after, plan.ifMatch);
     }
     const op = await this.startClusterUpdate(plan, observation);
@@ -481,6 +484,8 @@ export class Engine {
       cluster = fresh.cluster;
       ifMatch = fresh.etag;
     }
+    // The write gate, against the cluster that is about to be sent back (every cluster write comes here).
+    assertWriteAllowed(plan, { cluster });
     setPath(cluster, plan.path, plan.after);
     // The change is named so that a lost answer can be settled by re-reading (see ArmGateway).
     return arm.startClusterUpdate(cluster, ifMatch, { path: plan.path, value: plan.after });

@@ -279,3 +279,11 @@ export function sortPrefixes(prefixes: readonly string[]): string[] {
     return a < b ? -1 : a > b ? 1 : 0;
   });
 }
+
+/**
+ * The address families a set holds whole (every IPv4 address, every IPv6 address): 0.0.0.0/0, or
+ * 0.0.0.0/1 + 128.0.0.0/1, or any union that leaves no gap. Empty when it holds neither whole.
+ */
+export function wholeFamiliesOf(set: AddressSet): AddressFamily[] {
+  return ([4, 6] as const).filter((f) => set.containsAll(AddressSet.allOf(f)));
+}

@@ -103,3 +103,37 @@ export function formatPortRange(r: PortRange): string {
   if (r.from === MIN_PORT && r.to === MAX_PORT) return '*';
   return r.from === r.to ? String(r.from) : `${r.from}-${r.to}`;
 }
+
+/** The ports in both lists (each list any order; the result merged and sorted). */
+export function intersectPortRanges(a: readonly PortRange[], b: readonly PortRange[]): PortRange[] {
+  const x = mergePortRanges(a);
+  const y = mergePortRanges(b);
+  const out: PortRange[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < x.length && j < y.length) {
+    const from = Math.max(x[i].from, y[j].from);
+    const to = Math.min(x[i].to, y[j].to);
+    if (from <= to) out.push({ from, to });
+    if (x[i].to < y[j].to) i++;
+    else j++;
+  }
+  return out;
+}
+
+/** The ports of `a` that are not in `b`, merged and sorted. */
+export function subtractPortRanges(a: readonly PortRange[], b: readonly PortRange[]): PortRange[] {
+  let rest = mergePortRanges(a);
+  for (const cut of mergePortRanges(b)) {
+    const next: PortRange[] = [];
+    for (const r of rest) {
+      if (cut.to < r.from || cut.from > r.to) next.push(r);
+      else {
+        if (r.from < cut.from) next.push({ from: r.from, to: cut.from - 1 });
+        if (cut.to < r.to) next.push({ from: cut.to + 1, to: r.to });
+      }
+    }
+    rest = next;
+  }
+  return rest;
+}

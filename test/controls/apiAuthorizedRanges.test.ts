@@ -102,10 +102,28 @@ describe('api-authorized-ranges control', () => {
     expect(apiAuthorizedRanges.evaluate(observe(cluster))[0].compliant).toBe(false);
   });
 
-  it('counts a 0.0.0.0/0 list as ranges (the contract) but says it admits every address', () => {
+  it('finds drift when the ranges admit every address: 0.0.0.0/0, and says which', () => {
     const [judgement] = apiAuthorizedRanges.evaluate(observe(withRanges(clusterFromExample(PUBLIC_GET), ['0.0.0.0/0'])));
-    expect(judgement.compliant).toBe(true);
-    expect(judgement.detail).toMatch(/0\.0\.0\.0\/0 admits every address/);
+    expect(judgement.compliant).toBe(false);
+    expect(judgement.detail).toMatch(/0\.0\.0\.0\/0 admits every IPv4 address/);
+  });
+
+  it.each([
+    [['0.0.0.0/1', '128.0.0.0/1']],
+    [['128.0.0.0/1', '0.0.0.0/2', '64.0.0.0/3', '96.0.0.0/3', '10.0.0.0/8']],
+    [['203.0.113.0/24', '::/1', '8000::/1']],
+    [['*']],
+  ])('finds drift when ranges together admit every address of a family: %j', (ranges) => {
+    const cluster = withRanges(clusterFromExample(PUBLIC_GET), ranges);
+    const [judgement] = apiAuthorizedRanges.evaluate(observe(cluster));
+    expect(judgement.compliant).toBe(false);
+    expect(judgement.detail).toMatch(/every IPv[46]/);
+    expect(knownGoodRanges(cluster)).toBeUndefined();
+  });
+
+  it('stays compliant when one address is left out of the union', () => {
+    const ranges = ['0.0.0.0/1', '128.0.0.0/2', '192.0.0.0/3', '224.0.0.0/4', '240.0.0.0/5', '248.0.0.0/6', '252.0.0.0/7', '254.0.0.0/8', '255.0.0.0/9', '255.128.0.0/10'];
+    expect(apiAuthorizedRanges.evaluate(observe(withRanges(clusterFromExample(PUBLIC_GET), ranges)))[0].compliant).toBe(true);
   });
 
   describe('knownGoodRanges', () => {
@@ -124,7 +142,7 @@ describe('api-authorized-ranges control', () => {
 
     it('never records a range that admits every address', () => {
       expect(knownGoodRanges(withRanges(clusterFromExample(PUBLIC_GET), ['0.0.0.0/0', '::/0']))).toBeUndefined();
-      expect(knownGoodRanges(withRanges(clusterFromExample(PUBLIC_GET), ['0.0.0.0/0', '10.1.0.0/16']))).toEqual(['10.1.0.0/16']);
+      expect(knownGoodRanges(withRanges(clusterFromExample(PUBLIC_GET), ['0.0.0.0/0', '10.1.0.0/16']))).toBeUndefined();
     });
   });
 
@@ -162,9 +180,18 @@ describe('api-authorized-ranges control', () => {
       expect(change.summary).toContain('AKS_NETGUARD_AUTHORIZED_IP_RANGES');
     });
 
-    it('never restores a range that admits every address', () => {
-      const change = asChange(planFor(drifted(), { baselineAuthorizedRanges: ['0.0.0.0/0', '198.51.100.7/32', '::/0'] }));
-      expect(change.after).toEqual(['198.51.100.7/32']);
+    it('never restores a list that admits every address, not even the rest of it', () => {
+      const plan = planFor(drifted(), { baselineAuthorizedRanges: ['0.0.0.0/0', '198.51.100.7/32', '::/0'] });
+      expect(plan.kind).toBe('none');
+      const change = asChange(planFor(drifted(), { baselineAuthorizedRanges: ['0.0.0.0/1', '128.0.0.0/1'], fallbackAuthorizedRanges: ['192.0.2.0/24'] }));
+      expect(change.after).toEqual(['192.0.2.0/24']);
+    });
+
+    it('never admits more than the API server admits now: the restored list is cut to the current one', () => {
+      const open = withRanges(drifted(), ['0.0.0.0/1', '128.0.0.0/1']);
+      const change = asChange(planFor(open, { baselineAuthorizedRanges: ['203.0.113.0/24', '2001:db8::/32'] }));
+      expect(change.after).toEqual(['203.0.113.0/24']);
+      expect(planFor(open, { baselineAuthorizedRanges: ['2001:db8::/32'] }).kind).toBe('none');
     });
 
     it('skips a baseline made only of open ranges and uses the fallback', () => {
