@@ -240,6 +240,7 @@ output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output NETGUARD_FUNCTION_APP_HOST string = functionApp.outputs.defaultHostName
 output NETGUARD_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output NETGUARD_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output NETGUARD_BOT_NAME string = bot.outputs.name

@@ -545,7 +545,8 @@ async function main(): Promise<void> {
 }
 
 // Only when run as the package script itself (a bundle that includes this module, like the bench, has its own main).
-if (require.main === module && /package\.[cm]?[jt]s$/.test(process.argv[1] ?? '')) {
+// (`(^|/)package.js`: the teams:package bundle, teams-package.js, includes this module too.)
+if (require.main === module && /(^|[\\/])package\.[cm]?[jt]s$/.test(process.argv[1] ?? '')) {
   main().catch((err: unknown) => {
     console.error(err instanceof Error ? err.message : err);
     process.exit(1);
