@@ -21,6 +21,9 @@ param existingSystemTopicIds array = []
 
 var existingHere = filter(existingSystemTopicIds, id => toLower(split(id, '/')[2]) == toLower(subscription().subscriptionId))
 var existingTopicId = empty(existingHere) ? '' : existingHere[0]
+// Names read from that id; when there is none they are never used, but stay valid expressions.
+var existingTopicGroup = empty(existingTopicId) ? 'rg-${environmentName}-events' : split(existingTopicId, '/')[4]
+var existingTopicName = empty(existingTopicId) ? 'evgt-netguard-${environmentName}' : last(split(existingTopicId, '/'))
 
 resource netguardAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(subscription().id, principalId, roleDefinitionName)
@@ -56,9 +59,9 @@ module events 'events.bicep' = if (empty(existingTopicId)) {
 // identity and its diagnostics belong to whoever created it).
 module eventsOnExistingTopic 'event-subscription.bicep' = if (!empty(existingTopicId) && eventsEnabled) {
   name: 'netguard-event-subscription'
-  scope: resourceGroup(split(existingTopicId, '/')[4])
+  scope: resourceGroup(existingTopicGroup)
   params: {
-    topicName: last(split(existingTopicId, '/'))
+    topicName: existingTopicName
     functionAppId: functionAppId
     deadLetterStorageAccountId: deadLetterStorageAccountId
     deadLetterContainerName: deadLetterContainerName

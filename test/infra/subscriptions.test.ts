@@ -36,8 +36,10 @@ describe('an existing system topic is reused, never duplicated', () => {
     const onExisting = declaration(watched, 'eventsOnExistingTopic');
     expect(onExisting).toMatch(/'event-subscription\.bicep'\s*=\s*if \(!empty\(existingTopicId\) && eventsEnabled\)/);
     const body = blockAt(watched, watched.indexOf(onExisting) + onExisting.length - 1);
-    expect(body).toMatch(/scope:\s*resourceGroup\(split\(existingTopicId, '\/'\)\[4\]\)/);
-    expect(body).toMatch(/topicName:\s*last\(split\(existingTopicId, '\/'\)\)/);
+    expect(body).toMatch(/scope:\s*resourceGroup\(existingTopicGroup\)/);
+    expect(body).toMatch(/topicName:\s*existingTopicName\b/);
+    expect(watched).toMatch(/var existingTopicGroup = empty\(existingTopicId\) \? '[^']+' : split\(existingTopicId, '\/'\)\[4\]/);
+    expect(watched).toMatch(/var existingTopicName = empty\(existingTopicId\) \? '[^']+' : last\(split\(existingTopicId, '\/'\)\)/);
     expect(body).toMatch(/deadLetterWithTopicIdentity:\s*false/);
     // The topic NetGuard creates gets the subscription through the same module.
     expect(declaration(bicep('app/events.bicep'), 'eventSubscription')).toMatch(/'event-subscription\.bicep'\s*=\s*if \(eventsEnabled\)/);
