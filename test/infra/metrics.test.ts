@@ -8,30 +8,40 @@ import path from 'node:path';
 import { metrics } from '@opentelemetry/api';
 import { AggregationTemporality, MeterProvider, MetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { HttpRequest, InvocationContext } from '@azure/functions';
+import { QueueClient } from '@azure/storage-queue';
+import { NOTICE_QUEUE } from '../../shared/notify/queueSink';
 import { resetFunctionRuntime } from '../../shared/runtime';
 import type { ArmSandbox } from '../../shared/sandbox/armServer';
 import type { SeededFleet } from '../../shared/sandbox/fleet';
 import { storeFromEnvironment } from '../../shared/store/tables';
-import { METRIC_NAMES, recordApprovalDecision } from '../../shared/telemetry';
+import { METRIC_NAMES } from '../../shared/telemetry';
 import { useAzurite } from '../helpers/azurite';
 import { startSandbox } from '../helpers/sandboxEnv';
 import { fleetEvent, OP, pick, ruleIdOf, seedFleet } from '../functions/eventRig';
+import { drainQueue } from '../sweep/queueHost';
+import { ConnectorStandIn } from '../teams/connectorStandIn';
+import { APPROVER, cardClick, channelMessage, TENANT, type Harness } from '../teams/harness';
 
 type Handler = (trigger: unknown, context: InvocationContext) => Promise<unknown>;
-const mockRegistered = new Map<string, Handler>();
-// The worker's module: what @azure/functions registers with when it runs inside the worker.
+// The worker's module: what @azure/functions registers with when it runs inside the worker. The
+// factory keeps the handlers itself (it can run before this file's own constants, while imports load).
 jest.mock(
   '@azure/functions-core',
-  () => ({
-    setProgrammingModel: () => undefined,
-    registerFunction: (metadata: { name: string }, handler: Handler) => {
-      mockRegistered.set(metadata.name, handler);
-      return { dispose: () => undefined };
-    },
-    log: () => undefined,
-  }),
+  () => {
+    const registered = new Map<string, unknown>();
+    return {
+      registered,
+      setProgrammingModel: () => undefined,
+      registerFunction: (metadata: { name: string }, handler: unknown) => {
+        registered.set(metadata.name, handler);
+        return { dispose: () => undefined };
+      },
+      log: () => undefined,
+    };
+  },
   { virtual: true },
 );
+const mockRegistered = (jest.requireMock('@azure/functions-core') as { registered: Map<string, Handler> }).registered;
 
 class CollectingReader extends MetricReader {
   constructor() {
@@ -46,15 +56,20 @@ const azurite = useAzurite();
 const reader = new CollectingReader();
 let sandbox: ArmSandbox;
 let fleet: SeededFleet;
+let connector: ConnectorStandIn;
 const savedEnv = { ...process.env };
 
 beforeAll(async () => {
   metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }));
   sandbox = await startSandbox();
   fleet = seedFleet(sandbox);
+  connector = await ConnectorStandIn.start();
+  // As in Azure, minus the bot's credentials (the connector stand-in takes unauthenticated calls).
   Object.assign(process.env, {
     AKS_NETGUARD_ARM_ENDPOINT: sandbox.endpoint,
     AKS_NETGUARD_SUBSCRIPTIONS: fleet.subscriptionId,
+    AKS_NETGUARD_APPROVERS: APPROVER,
+    MicrosoftAppTenantId: TENANT,
     AzureWebJobsStorage: azurite.connectionString,
   });
   resetFunctionRuntime();
@@ -69,6 +84,7 @@ afterAll(async () => {
   resetFunctionRuntime();
   process.env = savedEnv;
   await sandbox?.stop();
+  await connector?.stop();
 });
 
 interface Point {
@@ -114,12 +130,33 @@ test('the registered functions emit every documented metric with its documented 
   const pending = (await storeFromEnvironment(process.env)!.listApprovals('pending')).length;
   expect(pending).toBeGreaterThan(0);
 
-  // A Teams request (here one that is not JSON): afterwards the function reports the approvals waiting.
-  const request = new HttpRequest({ method: 'POST', url: 'http://localhost/api/messages', body: { string: 'not json' } });
-  await mockRegistered.get('teamsMessages')!(request, context('teamsMessages'));
-
-  // A decision's waiting time, as the bot records it when a person decides (its own tests drive the click).
-  recordApprovalDecision('api-authorized-ranges', 'approved', new Date('2026-11-20T10:00:00Z'), new Date('2026-11-20T10:05:00Z'));
+  // The Teams path, all through the registered functions: a channel subscribes, deliverNotices posts the
+  // queued approval cards (driven from the real queue as the host drives it), an approver clicks Approve.
+  const teams = { connector } as unknown as Harness; // the activity builders only need the connector's URL
+  const teamsRequest = async (activity: Record<string, unknown>) => {
+    const request = new HttpRequest({ method: 'POST', url: 'http://localhost/api/messages', headers: { 'content-type': 'application/json' }, body: { string: JSON.stringify(activity) } });
+    return (await mockRegistered.get('teamsMessages')!(request, context('teamsMessages'))) as { status?: number };
+  };
+  const channel = '19:metrics0000000000000000000000001@thread.tacv2';
+  await teamsRequest(channelMessage(teams, 'subscribe', channel));
+  const insecure = { allowInsecureConnection: true } as object;
+  const delivered = await drainQueue(
+    new QueueClient(azurite.connectionString, NOTICE_QUEUE, insecure),
+    new QueueClient(azurite.connectionString, `${NOTICE_QUEUE}-poison`, insecure),
+    (message, ctx) => mockRegistered.get('deliverNotices')!(message, ctx),
+    { maxDequeueCount: 5 },
+  );
+  expect(delivered.length).toBeGreaterThan(0);
+  expect(delivered.every((d) => d.ok)).toBe(true);
+  const posted = connector.posted();
+  const index = posted.findIndex((c) => JSON.stringify(c.body).includes('"action":"approve"'));
+  expect(index).toBeGreaterThanOrEqual(0);
+  const card = posted[index].body.attachments[0].content;
+  const approve = (card.body.find((e: { type: string }) => e.type === 'ActionSet').actions as Array<{ verb: string; data: { action: string } }>).find((b) => b.data.action === 'approve')!;
+  const clicked = await teamsRequest(cardClick(teams, { replyToId: `1:${index + 1}`, conversationId: posted[index].conversationId, verb: approve.verb, data: approve.data }));
+  expect(clicked.status).toBe(200);
+  const stillPending = (await storeFromEnvironment(process.env)!.listApprovals('pending')).length;
+  expect(stillPending).toBe(pending - 1);
 
   const seen = await points();
   for (const doc of documentedMetrics()) {
@@ -130,5 +167,7 @@ test('the registered functions emit every documented metric with its documented 
     }
   }
   expect(seen.find((p) => p.name === METRIC_NAMES.remediated)?.attributes).toEqual({ 'netguard.control': 'node-ssh-deny' });
-  expect(seen.find((p) => p.name === METRIC_NAMES.approvalsWaiting)?.value).toBe(pending);
+  // The gauge holds the count after the decision (the last Teams request).
+  expect(seen.find((p) => p.name === METRIC_NAMES.approvalsWaiting)?.value).toBe(stillPending);
+  expect(seen.find((p) => p.name === METRIC_NAMES.timeToApproval)?.attributes).toMatchObject({ 'netguard.decision': 'approved' });
 });
