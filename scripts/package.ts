@@ -355,7 +355,8 @@ export async function buildPackage(options: PackageOptions = {}): Promise<Packag
   const root = options.root ?? REPO_ROOT;
   const outDir = options.outDir ?? PACKAGE_DIR;
   const appDir = path.join(outDir, 'app');
-  fs.rmSync(outDir, { recursive: true, force: true });
+  // Only what this script writes: .package/ also holds the Teams app package (npm run teams:package).
+  for (const stale of [appDir, path.join(outDir, 'meta'), path.join(outDir, ZIP_NAME)]) fs.rmSync(stale, { recursive: true, force: true });
   fs.mkdirSync(appDir, { recursive: true });
 
   // node_modules first: reading the registrations loads the handlers, which resolve @azure/functions there.
