@@ -3,6 +3,7 @@
 // The schedule is the app setting AKS_NETGUARD_SWEEP_SCHEDULE (the host resolves %name% in a
 // trigger's schedule; the infra always sets it, default '0 0 6 * * *': 06:00 UTC every day).
 import { app, type InvocationContext, type Timer } from '@azure/functions';
+import { instrumented } from '../shared/functionTelemetry';
 import { functionRuntime, type Runtime } from '../shared/runtime';
 import { fanOutDepsFromEnvironment, fanOutSweep, type FanOutDeps, type FanOutResult } from '../shared/sweep/fanout';
 
@@ -16,5 +17,5 @@ export async function dailySweep(timer: Timer | unknown, context: InvocationCont
 
 app.timer('dailySweep', {
   schedule: `%${SWEEP_SCHEDULE_SETTING}%`,
-  handler: (timer, context) => dailySweep(timer, context).then(() => undefined),
+  handler: instrumented((timer, context) => dailySweep(timer, context).then(() => undefined)),
 });

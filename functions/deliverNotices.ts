@@ -2,6 +2,7 @@
 // throws, so the Functions host retries the message and, after maxDequeueCount attempts, moves it to
 // `netguard-notices-poison`: nothing is lost. The Teams SDK is imported inside the handler.
 import { app, type InvocationContext } from '@azure/functions';
+import { instrumented } from '../shared/functionTelemetry';
 import { decodeNotice, deliverNotice, NOTICE_QUEUE, type DeliveryResult } from '../shared/notify/queueSink';
 import { sweepRunsFromEnvironment } from '../shared/sweep/runs';
 
@@ -22,5 +23,5 @@ export async function deliverNotices(message: unknown, context: InvocationContex
 app.storageQueue('deliverNotices', {
   queueName: NOTICE_QUEUE,
   connection: 'AzureWebJobsStorage',
-  handler: (message, context) => deliverNotices(message, context).then(() => undefined),
+  handler: instrumented((message, context) => deliverNotices(message, context).then(() => undefined), { countApprovals: true }),
 });

@@ -1,6 +1,7 @@
 // Event Grid trigger: every resource write/delete in the watched subscriptions. Thin: parse, route,
 // reconcile (shared/events), log one structured line per event, throw only when a retry can help.
 import { app, type EventGridEvent, type InvocationContext } from '@azure/functions';
+import { instrumented } from '../shared/functionTelemetry';
 import { processEventBatch } from '../shared/events/handler';
 import { describeProblem, parseEventsLenient, MalformedEventError } from '../shared/events/parse';
 import { functionRuntime, type Runtime } from '../shared/runtime';
@@ -28,4 +29,4 @@ export async function onResourceEvent(event: EventGridEvent | unknown, context: 
   }
 }
 
-app.eventGrid('onResourceEvent', { handler: (event, context) => onResourceEvent(event, context) });
+app.eventGrid('onResourceEvent', { handler: instrumented((event, context) => onResourceEvent(event, context)) });

@@ -3,6 +3,7 @@
 // subscription is recorded as failed (the run still completes and its digest says so) and the message
 // goes to netguard-sweep-poison with a log line that says so.
 import { app, type InvocationContext } from '@azure/functions';
+import { instrumented } from '../shared/functionTelemetry';
 import { functionRuntime, type Runtime } from '../shared/runtime';
 import { SPAN_NAMES, withSpan } from '../shared/telemetry';
 import { fanOutDepsFromEnvironment, handleSweepMessage, SWEEP_QUEUE, type FanOutDeps, type SweepMessageOutcome } from '../shared/sweep/fanout';
@@ -25,5 +26,5 @@ export async function sweepSubscription(message: unknown, context: InvocationCon
 app.storageQueue('sweepSubscription', {
   queueName: SWEEP_QUEUE,
   connection: 'AzureWebJobsStorage',
-  handler: (message, context) => sweepSubscription(message, context).then(() => undefined),
+  handler: instrumented((message, context) => sweepSubscription(message, context).then(() => undefined), { countApprovals: true }),
 });

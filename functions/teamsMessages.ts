@@ -1,6 +1,7 @@
 // POST /api/messages: the Bot Framework endpoint of the Teams bot. The Teams SDK is imported inside
 // the handler, so the event and timer functions of the same app never pay its ~0.7 s import.
 import { app, HttpResponse, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { instrumented } from '../shared/functionTelemetry';
 import type { BotHttpRequest, BotHttpResponse } from '../shared/teams/bot';
 
 /** Any host's request, as the bot needs it. */
@@ -53,5 +54,5 @@ app.http('teamsMessages', {
   methods: ['POST'],
   route: 'messages',
   authLevel: 'anonymous',
-  handler: (request, context) => teamsMessages(request, context),
+  handler: instrumented((request, context) => teamsMessages(request, context), { countApprovals: true }),
 });

@@ -3,6 +3,7 @@
 // look (also when ARM could not be read this time). Finished: re-read, re-judged and recorded; only a
 // verified fix becomes `remediated`.
 import { app, type InvocationContext } from '@azure/functions';
+import { instrumented } from '../shared/functionTelemetry';
 import { MAX_VERIFY_ATTEMPTS, VERIFY_DELAY_SECONDS, type DeferredUpdateSink } from '../shared/engine/deferred';
 import { functionRuntime, type Runtime } from '../shared/runtime';
 import { decodePendingUpdate, VERIFY_QUEUE, VerifyQueue } from '../shared/store/verifyQueue';
@@ -31,5 +32,5 @@ export async function verifyClusterUpdates(
 app.storageQueue('verifyClusterUpdates', {
   queueName: VERIFY_QUEUE,
   connection: 'AzureWebJobsStorage',
-  handler: (message, context) => verifyClusterUpdates(message, context).then(() => undefined),
+  handler: instrumented((message, context) => verifyClusterUpdates(message, context).then(() => undefined)),
 });

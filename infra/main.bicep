@@ -7,12 +7,56 @@ targetScope = 'subscription'
 @description('azd environment name; names and tags every resource.')
 param environmentName string
 
+// Only regions where Azure Functions offers the Flex Consumption plan (FC1), so azd cannot offer one
+// where the deployment would fail. The list is Microsoft's own (the Flex Consumption azd quickstart
+// templates); `az functionapp list-flexconsumption-locations` prints the current one.
 @minLength(1)
-@description('Region of the Function App, storage and monitoring (the bot and system topics are global).')
+@description('Region of the Function App, storage and monitoring (the bot and system topics are global). Only regions with Flex Consumption.')
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
 param location string
 
 @description('Comma list of subscription ids NetGuard watches and may repair. Empty: only the subscription deployed to.')
 param watchedSubscriptions string = ''
+
+@description('Comma list of resource ids of Microsoft.Resources.Subscriptions system topics that already exist in watched subscriptions (Azure allows one per subscription). NetGuard adds only its event subscription to those. The preprovision hook fills it (AKS_NETGUARD_EXISTING_SYSTEM_TOPICS).')
+param existingSystemTopics string = ''
 
 @allowed([ 'report', 'approve', 'auto' ])
 @description('AKS_NETGUARD_MODE. Start with report: NetGuard only records what it would do.')
@@ -59,6 +103,9 @@ var token = toLower(uniqueString(subscription().id, environmentName, location))
 var homeSubscriptionId = subscription().subscriptionId
 var watched = empty(trim(watchedSubscriptions)) ? [ homeSubscriptionId ] : map(filter(split(watchedSubscriptions, ','), s => !empty(trim(s))), s => trim(s))
 var deadLetterContainerName = 'netguard-deadletter'
+var existingTopicIds = filter(map(split(existingSystemTopics, ','), t => trim(t)), t => !empty(t))
+// Subscriptions whose system topic already existed: no NetGuard topic identity to grant there.
+var subscriptionsWithExistingTopic = map(existingTopicIds, t => toLower(split(t, '/')[2]))
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
@@ -174,11 +221,12 @@ module watchedSubscription 'app/watched-subscription.bicep' = [for subscriptionI
     deadLetterContainerName: deadLetterContainerName
     eventsEnabled: eventsEnabled == 'true'
     logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
+    existingSystemTopicIds: existingTopicIds
   }
 }]
 
 // Each system topic dead-letters with its own identity, allowed to write to the dead-letter container only.
-module deadLetterAccess 'app/deadletter-access.bicep' = [for (subscriptionId, i) in watched: {
+module deadLetterAccess 'app/deadletter-access.bicep' = [for (subscriptionId, i) in watched: if (!contains(subscriptionsWithExistingTopic, toLower(subscriptionId))) {
   name: 'netguard-deadletter-${take(uniqueString(subscriptionId), 8)}'
   scope: rg
   params: {
@@ -192,9 +240,12 @@ output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output NETGUARD_FUNCTION_APP_HOST string = functionApp.outputs.defaultHostName
 output NETGUARD_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output NETGUARD_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output NETGUARD_BOT_NAME string = bot.outputs.name
 output NETGUARD_STORAGE_ACCOUNT string = storage.outputs.name
 output NETGUARD_ROLE_DEFINITION_NAME string = netguardRole.outputs.roleDefinitionName
+// The preprovision hook compares the next list with this one to remove what a dropped subscription had.
 output NETGUARD_WATCHED_SUBSCRIPTIONS string = join(watched, ',')
+output NETGUARD_EXISTING_SYSTEM_TOPICS string = join(existingTopicIds, ',')

@@ -5,6 +5,7 @@
 // Monitor distro only when APPLICATIONINSIGHTS_CONNECTION_STRING is set; the distro is loaded lazily
 // (it pulls in the whole OpenTelemetry SDK and takes a noticeable time to import).
 import {
+  createNoopMeter,
   metrics,
   SpanKind,
   SpanStatusCode,
@@ -148,9 +149,9 @@ function instruments(): Instruments {
     instrumentsFor = {
       provider,
       instruments: {
-        driftFound: meter.createCounter(METRIC_NAMES.driftFound, { description: 'Findings with status drift' }),
-        remediated: meter.createCounter(METRIC_NAMES.remediated, { description: 'Drift fixed and verified by NetGuard' }),
-        approvalsWaiting: meter.createGauge(METRIC_NAMES.approvalsWaiting, { description: 'Approval requests not decided yet' }),
+        driftFound: meter.createCounter(METRIC_NAMES.driftFound, { description: 'Findings with status drift', unit: '{finding}' }),
+        remediated: meter.createCounter(METRIC_NAMES.remediated, { description: 'Drift fixed and verified by NetGuard', unit: '{finding}' }),
+        approvalsWaiting: meter.createGauge(METRIC_NAMES.approvalsWaiting, { description: 'Approval requests not decided yet', unit: '{approval}' }),
         timeToApproval: meter.createHistogram(METRIC_NAMES.timeToApproval, {
           description: 'Time from an approval request to its decision',
           unit: 's',
@@ -205,4 +206,22 @@ export function recordApprovalDecision(control: string, decision: string, reques
   const m = instruments();
   const seconds = Math.max(0, (decidedAt.getTime() - requestedAt.getTime()) / 1000);
   m.timeToApproval.record(seconds, { [ATTRIBUTES.control]: control, [ATTRIBUTES.decision]: decision });
+}
+
+/** True once a metrics SDK is registered (Application Insights, or a test's in-memory reader). */
+function metricsOn(): boolean {
+  return metrics.getMeterProvider().getMeter(TELEMETRY_NAME).constructor !== createNoopMeter().constructor;
+}
+
+/**
+ * Counts the pending approvals in the store and records the gauge. Only when metrics are on (no table
+ * query on a laptop or in tests without an SDK), and never fails the invocation it runs in.
+ */
+export async function reportApprovalsWaiting(store: { listApprovals(state: 'pending'): Promise<unknown[]> } | undefined, warn?: (line: string) => void): Promise<void> {
+  if (!store || !metricsOn()) return;
+  try {
+    recordApprovalsWaiting((await store.listApprovals('pending')).length);
+  } catch (err) {
+    warn?.(`netguard telemetry: could not count the approvals waiting: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }

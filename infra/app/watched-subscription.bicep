@@ -1,5 +1,9 @@
 // Everything NetGuard needs in one watched subscription: its custom role, assigned at the subscription,
-// and a resource group holding the Event Grid system topic that reports the subscription's writes.
+// and the Event Grid system topic that reports the subscription's writes. Azure allows ONE
+// Microsoft.Resources.Subscriptions system topic per subscription: when the subscription already has
+// one (the preprovision hook finds it with the Azure CLI, or you list it in
+// AKS_NETGUARD_EXISTING_SYSTEM_TOPICS), only NetGuard's event subscription is added to that topic;
+// otherwise NetGuard creates the topic in rg-<env>-events.
 targetScope = 'subscription'
 
 param environmentName string
@@ -12,6 +16,14 @@ param deadLetterStorageAccountId string
 param deadLetterContainerName string
 param eventsEnabled bool
 param logAnalyticsWorkspaceId string
+@description('Resource ids of Microsoft.Resources.Subscriptions system topics that already exist (any subscription; the one of this subscription is used).')
+param existingSystemTopicIds array = []
+
+var existingHere = filter(existingSystemTopicIds, id => toLower(split(id, '/')[2]) == toLower(subscription().subscriptionId))
+var existingTopicId = empty(existingHere) ? '' : existingHere[0]
+// Names read from that id; when there is none they are never used, but stay valid expressions.
+var existingTopicGroup = empty(existingTopicId) ? 'rg-${environmentName}-events' : split(existingTopicId, '/')[4]
+var existingTopicName = empty(existingTopicId) ? 'evgt-netguard-${environmentName}' : last(split(existingTopicId, '/'))
 
 resource netguardAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(subscription().id, principalId, roleDefinitionName)
@@ -23,13 +35,13 @@ resource netguardAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01'
   }
 }
 
-resource eventsGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+resource eventsGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = if (empty(existingTopicId)) {
   name: 'rg-${environmentName}-events'
   location: deployment().location
   tags: tags
 }
 
-module events 'events.bicep' = {
+module events 'events.bicep' = if (empty(existingTopicId)) {
   name: 'netguard-events'
   scope: eventsGroup
   params: {
@@ -43,4 +55,19 @@ module events 'events.bicep' = {
   }
 }
 
-output systemTopicPrincipalId string = events.outputs.principalId
+// The topic that was already there: only NetGuard's event subscription is added (the topic, its
+// identity and its diagnostics belong to whoever created it).
+module eventsOnExistingTopic 'event-subscription.bicep' = if (!empty(existingTopicId) && eventsEnabled) {
+  name: 'netguard-event-subscription'
+  scope: resourceGroup(existingTopicGroup)
+  params: {
+    topicName: existingTopicName
+    functionAppId: functionAppId
+    deadLetterStorageAccountId: deadLetterStorageAccountId
+    deadLetterContainerName: deadLetterContainerName
+    deadLetterWithTopicIdentity: false
+  }
+}
+
+output systemTopicPrincipalId string = empty(existingTopicId) ? events.outputs.principalId : ''
+output usesExistingTopic bool = !empty(existingTopicId)

@@ -39,7 +39,7 @@ describe('one source of truth for the event filter and the role', () => {
   });
 
   it('builds the event subscription filter from that file: both event types, StringIn on data.operationName', () => {
-    const events = bicep('app/events.bicep');
+    const events = bicep('app/event-subscription.bicep');
     expect(events).toMatch(/var routed = loadJsonContent\('\.\.\/generated\/routed-operations\.json'\)/);
     const subscription = resourceBody(events, 'toNetGuard');
     const filter = objectAfter(subscription, 'filter');
@@ -49,8 +49,8 @@ describe('one source of truth for the event filter and the role', () => {
     expect(filter).toMatch(/values:\s*routed\.operationNames/);
     expect(subscription).toMatch(/resourceId:\s*'\$\{functionAppId\}\/functions\/onResourceEvent'/);
     expect(objectAfter(subscription, 'retryPolicy')).toMatch(/maxDeliveryAttempts:\s*\d+/);
-    expect(objectAfter(subscription, 'deadLetterDestination')).toMatch(/endpointType:\s*'StorageBlob'/);
-    expect(resourceBody(events, 'topic')).toMatch(/topicType:\s*'Microsoft\.Resources\.Subscriptions'/);
+    expect(objectAfter(events, 'deadLetterDestination')).toMatch(/endpointType:\s*'StorageBlob'/);
+    expect(resourceBody(bicep('app/events.bicep'), 'topic')).toMatch(/topicType:\s*'Microsoft\.Resources\.Subscriptions'/);
   });
 
   it('defines the custom role from the generated actions, which equal NETGUARD_ROLE_ACTIONS', () => {
