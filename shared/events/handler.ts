@@ -124,7 +124,7 @@ export async function processEventBatch(batch: EventBatchInput, runtime: Runtime
     let reason: string | undefined;
     let reconciled: string[] = [];
     try {
-      const counted = await arm.countCalls(() => engine.reconcileDetailed(resourceId, { cliMode: options.cliMode, changedBy }));
+      const counted = await arm.countCalls(() => engine.reconcileDetailed(resourceId, { cliMode: options.cliMode, changedBy, runId: group.map((w) => w.event.id).join(',') }));
       armCalls = counted.calls.total;
       const { report, retryable } = counted.result;
       if (retryable) {
