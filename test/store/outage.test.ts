@@ -15,7 +15,7 @@ import { seedDriftedFleet, type SeededFleet } from '../../shared/sandbox/fleet';
 import { TableStateStore } from '../../shared/store/tables';
 import type { Finding, RunReport } from '../../shared/types';
 import { startAzurite, type AzuriteInstance } from '../helpers/azurite';
-import { isWrite, startSandbox } from '../helpers/sandboxEnv';
+import { engineFor, freshStore, isWrite, startSandbox } from '../helpers/sandboxEnv';
 import { fleetEvent, OP, pick, ruleIdOf, rulePutsThatTook, runtimeFor } from '../functions/eventRig';
 
 let sandbox: ArmSandbox;
@@ -101,6 +101,23 @@ describe('sweep through the CLI', () => {
     expect(report.findings.filter(notFixedForStorage).length).toBeGreaterThanOrEqual(2);
   }, 120_000);
 });
+
+test('each intent is stored before its write: the n-th intent row is written when Azure has received n-1 writes', async () => {
+  const store = freshStore(azurite.connectionString);
+  const writesWhenIntentStored: number[] = [];
+  const audit = store.audit.bind(store);
+  // Observes the real store (no SDK is replaced): how many ARM writes had happened when each intent was stored.
+  store.audit = async (entry) => {
+    const writesSoFar = sandbox.findRequests(isWrite).length;
+    await audit(entry);
+    if (entry.event === 'intent') writesWhenIntentStored.push(writesSoFar);
+  };
+  const { engine } = engineFor(sandbox, { store });
+  const report = await engine.sweep([fleet.subscriptionId], { cliMode: 'auto' });
+  const writes = sandbox.findRequests(isWrite);
+  expect(report.summary.remediated).toBeGreaterThan(2);
+  expect(writesWhenIntentStored).toEqual(writes.map((_, i) => i));
+}, 60_000);
 
 describe('an event whose records are lost', () => {
   function ruleDeleteOfA(): { nsgId: string; event: Record<string, any> } {
