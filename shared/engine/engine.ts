@@ -566,6 +566,8 @@ export class Engine {
     const fail = async (detail: string, event: string) => {
       await this.audit({ ...base, event, after: update.change.after, actor, detail });
       await this.record([{ control: update.control, resourceId: update.clusterId, targetId: update.targetId, status: 'error', action: 'none', detail: `${update.detail} ${detail}` }]);
+      const lost = this.storageFailureSince(run);
+      if (lost) throw new StorageUnavailableError(`The update of ${update.clusterId} failed, and storage failed while recording it: ${describeError(lost)}`, { cause: lost });
       return { state: 'failed' as const, detail };
     };
     let status: Awaited<ReturnType<ArmGateway['operationStatus']>>;
@@ -658,6 +660,8 @@ export class Engine {
     try {
       recent = await store.recentRemediations(control, targetId, since);
     } catch (err) {
+      // Without the history the flap guard cannot decide: no automatic write in this run.
+      this.storageFailed(err);
       this.deps.warn?.(`Could not read the fix history of ${targetId}: ${describeError(err)}`);
       return undefined;
     }
