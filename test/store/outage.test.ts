@@ -154,6 +154,21 @@ describe('an event whose records are lost', () => {
     expect(rulePutsThatTook(sandbox, nsgId)).toHaveLength(1);
   }, 60_000);
 
+  test('handle-event with storage down exits 1 and writes nothing to Azure', async () => {
+    const { event } = ruleDeleteOfA();
+    await azurite.kill();
+    let stderr = '';
+    const code = await runCli(['handle-event', '-', '--json'], {
+      stdout: () => undefined,
+      stderr: (t) => (stderr += t),
+      env: sweepEnv(),
+      readStdin: async () => JSON.stringify([event]),
+    });
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/storage/i);
+    expect(sandbox.findRequests(isWrite)).toHaveLength(0);
+  }, 60_000);
+
   test('with storage down before the event: the function throws and Azure is not written', async () => {
     const { event } = ruleDeleteOfA();
     await azurite.kill();
