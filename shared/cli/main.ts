@@ -73,8 +73,13 @@ async function runSweep(io: CliIo, opts: { subscription?: string[]; mode?: strin
   }
   const subscriptions = opts.subscription?.length ? opts.subscription : (ctx.settings.subscriptions ?? (await ctx.arm.listSubscriptionIds()));
   if (subscriptions.length === 0) io.stderr('warning: the identity can list no subscriptions; nothing to sweep.\n');
-  const report = await ctx.engine.sweep(subscriptions, { cliMode });
+  const { report, storageFailure } = await ctx.engine.sweepDetailed(subscriptions, { cliMode });
   printReport(io, report, !!opts.json);
+  if (storageFailure) {
+    // Records (audit, findings, notices) were lost and later fixes were not made: not a completed run.
+    io.stderr(`aks-netguard: storage failed during the sweep, so some records were lost and NetGuard made no further change: ${storageFailure.message}\n`);
+    return EXIT.failure;
+  }
   return exitFor(report, !!opts.failOnDrift);
 }
 

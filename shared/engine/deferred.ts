@@ -19,6 +19,8 @@ export interface PendingClusterUpdate {
   startedAt: string;
   /** Looks at the operation so far (1 on the first). */
   attempt: number;
+  /** The audit intent row written before the update was started. */
+  intent?: string;
 }
 
 export interface DeferredUpdateSink {

@@ -1,6 +1,7 @@
 // The reconcile engine: observe → evaluate → mode/exemption → act / ask / report → verify → record.
 // An event is only a hint of which resources to look at; every run re-reads live state and acts only
 // on the difference, so running twice changes nothing.
+import { randomUUID } from 'node:crypto';
 import pLimit from 'p-limit';
 import type { ArmGateway, StartedOperation } from '../azure/arm';
 import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmSecurityRule } from '../azure/armTypes';
@@ -12,7 +13,7 @@ import { knownGoodRanges } from '../controls/apiAuthorizedRanges';
 import { CONTROLS } from '../controls/index';
 import type { ClusterObservation, ClusterPropertyChange, Control, Judgement, PlannedChange } from '../controls/types';
 import type { Notice, NoticeSink } from '../notify/types';
-import type { ApprovalRecord, StateStore } from '../store/types';
+import { StorageUnavailableError, type ApprovalRecord, type StateStore } from '../store/types';
 import { summarize, type ControlId, type Finding, type FindingAction, type FindingStatus, type Mode, type RunReport } from '../types';
 import { recordFindings } from '../telemetry';
 import { resolveMode } from './modes';
@@ -66,6 +67,8 @@ export interface RunOptions {
   cliMode?: Mode;
   /** Who last changed the resources (from an event's claims), for approval requests and details. */
   changedBy?: string;
+  /** Names the run in the audit trail (an event's id); a fresh id by default. */
+  runId?: string;
 }
 
 /** One planned action on one target, shared by every cluster whose finding points at it. */
@@ -78,6 +81,11 @@ interface TargetOutcome {
 }
 
 class Run {
+  constructor(
+    /** The engine's storage failure count when the run began (see Engine.storageFailures). */
+    readonly storageFailuresAtStart: number,
+    readonly id: string = randomUUID(),
+  ) {}
   /** Set when a person approved the fix (audit "actor"). */
   actor?: string;
   changedBy?: string;
@@ -92,6 +100,14 @@ class Run {
 
 export class Engine {
   private readonly clock: () => Date;
+  /**
+   * Storage calls that failed in this engine's lifetime, and the last one. A run that sees the count
+   * grow makes no further write (no write without a record) and reports the failure, so the CLI
+   * exits 1 and an event is retried. Counted per engine, not per run: runs that overlap share one
+   * storage account, and a failure seen by one is a reason for the other to stop writing too.
+   */
+  private storageFailures = 0;
+  private lastStorageFailure?: Error;
 
   constructor(private readonly deps: EngineDeps) {
     this.clock = deps.clock ?? (() => new Date());
@@ -103,8 +119,8 @@ export class Engine {
   }
 
   /** sweep(), plus the first retryable failure (throttling, 5xx), so a queued sweep can be retried. */
-  async sweepDetailed(subscriptionIds: string[], options: RunOptions = {}): Promise<{ report: RunReport; retryable?: Error }> {
-    const run = new Run();
+  async sweepDetailed(subscriptionIds: string[], options: RunOptions = {}): Promise<{ report: RunReport; retryable?: Error; storageFailure?: Error }> {
+    const run = new Run(this.storageFailures, options.runId);
     // Reads are latency-bound: a few subscriptions are read ahead while one is judged (bounded, so
     // memory does not grow with the estate); judging stays in order, so the report is stable.
     const limit = pLimit(SWEEP_READ_CONCURRENCY);
@@ -139,7 +155,7 @@ export class Engine {
         await this.record(extra);
       }
     }
-    return { report: this.report(run), retryable: run.retryable };
+    return this.outcomeOf(run);
   }
 
   /**
@@ -151,8 +167,8 @@ export class Engine {
   }
 
   /** reconcile(), plus the first retryable failure (a 5xx or 429 on a write) so an event can be redelivered. */
-  async reconcileDetailed(resourceId: string, options: RunOptions = {}): Promise<{ report: RunReport; retryable?: Error }> {
-    const run = new Run();
+  async reconcileDetailed(resourceId: string, options: RunOptions = {}): Promise<{ report: RunReport; retryable?: Error; storageFailure?: Error }> {
+    const run = new Run(this.storageFailures, options.runId);
     const cache = this.deps.topologyCache;
     let fromCache: Observed | undefined;
     if (cache) {
@@ -166,7 +182,7 @@ export class Engine {
     if (fromCache) {
       const { inventory, clusters, onlyNodeSsh, targets, topology } = fromCache;
       await this.judgeClusters(run, inventory, clusters, options, onlyNodeSsh ? ['node-ssh-deny'] : undefined, topology, targets);
-      return { report: this.report(run), retryable: run.retryable };
+      return this.outcomeOf(run);
     }
     const sub = subscriptionOf(resourceId);
     const inventory = await this.deps.arm.readInventory(sub);
@@ -174,7 +190,61 @@ export class Engine {
     const topology = new TopologyIndex(inventory);
     const scope = clustersAffectedBy(resourceId, topology);
     await this.judgeClusters(run, inventory, scope.clusters, options, scope.onlyNodeSsh ? ['node-ssh-deny'] : undefined, topology);
-    return { report: this.report(run), retryable: run.retryable };
+    return this.outcomeOf(run);
+  }
+
+  /**
+   * The report, the first retryable failure, and the storage failure that lost records, if any: a
+   * run whose records were lost is retried (an event) or ends with exit 1 (the CLI).
+   */
+  private outcomeOf(run: Run): { report: RunReport; retryable?: Error; storageFailure?: Error } {
+    const storageFailure = this.storageFailureSince(run);
+    return { report: this.report(run), retryable: run.retryable ?? storageFailure, storageFailure };
+  }
+
+  private storageFailed(err: unknown): void {
+    this.storageFailures++;
+    this.lastStorageFailure = err instanceof Error ? err : new Error(String(err));
+  }
+
+  private storageFailureSince(run: Run): Error | undefined {
+    return this.storageFailures > run.storageFailuresAtStart ? this.lastStorageFailure : undefined;
+  }
+
+  /**
+   * No write without a record: with storage configured, the intent (control, cluster, target, the
+   * planned change, actor, run) is written before every ARM write, and the outcome row refers to it.
+   * If it cannot be written, or storage already failed during this run, no write is made. Without
+   * storage (a stateless CLI run, as DESIGN.md allows) there is nothing to record into.
+   */
+  private async recordIntent(run: Run, judgement: Judgement, plan: PlannedChange): Promise<string | undefined> {
+    const store = this.deps.store;
+    if (!store) return undefined;
+    const earlier = this.storageFailureSince(run);
+    if (earlier) {
+      throw new StorageUnavailableError(`Storage failed earlier in this run, so NetGuard made no change it could not record: ${describeError(earlier)}`, { cause: earlier });
+    }
+    const intent = randomUUID();
+    try {
+      await store.audit({
+        at: this.clock().toISOString(),
+        control: judgement.control,
+        clusterId: judgement.clusterId,
+        targetId: judgement.targetId,
+        event: 'intent',
+        before: plan.before,
+        after: plan.after,
+        actor: run.actor ?? 'netguard (auto)',
+        mode: run.actor ? 'approve' : 'auto',
+        detail: plan.summary,
+        intent,
+        runId: run.id,
+      });
+    } catch (err) {
+      this.storageFailed(err);
+      throw new StorageUnavailableError(`Storage was unavailable, so NetGuard made no change (it writes nothing it cannot record): ${describeError(err)}`, { cause: err });
+    }
+    return intent;
   }
 
   /** Keeps the cluster ↔ subnet ↔ NSG topology for the event path (a failure only costs later reads). */
@@ -238,6 +308,7 @@ export class Engine {
     try {
       await this.deps.store.recordFindings(findings, this.clock());
     } catch (err) {
+      this.storageFailed(err);
       this.deps.warn?.(`Could not record ${findings.length} finding(s): ${describeError(err)}`);
     }
   }
@@ -281,6 +352,7 @@ export class Engine {
       let outcome = run.outcomes.get(key);
       if (!outcome) {
         outcome = this.handleDrift(run, control, judgement, observation, resolved.mode, options).catch((err) => {
+          if (err instanceof StoreError) this.storageFailed(err); // e.g. the approval could not be stored
           if (classifyError(err) === 'retryable') run.retryable ??= err instanceof Error ? err : new Error(String(err));
           return {
           action: 'none' as const,
@@ -301,6 +373,8 @@ export class Engine {
     try {
       return await this.deps.exemptions.activeExemption(control, targetId, this.clock());
     } catch (err) {
+      // Unknown exemptions: nothing may be changed in this run (the next intent refuses).
+      this.storageFailed(err);
       this.deps.warn?.(`Could not read the exemptions of ${targetId}: ${describeError(err)}`);
       return undefined;
     }
@@ -315,6 +389,7 @@ export class Engine {
       if (saved && sameList(saved, ranges)) return;
       await this.deps.store.putBaseline(cluster.id, ranges, this.clock());
     } catch (err) {
+      this.storageFailed(err);
       this.deps.warn?.(`Could not save the authorized IP ranges of ${cluster.id}: ${describeError(err)}`);
     }
   }
@@ -392,8 +467,12 @@ export class Engine {
     let current = judgement;
     let conflicts = 0;
     const applied: string[] = [];
+    const intents: string[] = [];
     for (let step = 0; step < MAX_FIX_STEPS + MAX_CONFLICT_ROUNDS; step++) {
       let readBack: ArmSecurityRule | undefined;
+      // No write without a record (throws, and nothing is written, when storage cannot take it).
+      const intent = await this.recordIntent(run, current, plan);
+      if (intent) intents.push(intent);
       try {
         this.deps.progress?.(`${control.id}: ${plan.summary}`);
         run.writes++;
@@ -411,9 +490,10 @@ export class Engine {
             changedBy: run.changedBy,
             startedAt: this.clock().toISOString(),
             attempt: 1,
+            intent,
           };
           await defer.enqueue(pending, (operation.retryAfterMs ?? VERIFY_DELAY_SECONDS * 1000) / 1000);
-          await this.audit({ control: control.id, clusterId: judgement.clusterId, targetId: judgement.targetId, event: 'update-started', before: plan.before, after: plan.after, actor: run.actor ?? 'netguard (auto)', detail: plan.summary });
+          await this.audit({ control: control.id, clusterId: judgement.clusterId, targetId: judgement.targetId, event: 'update-started', before: plan.before, after: plan.after, actor: run.actor ?? 'netguard (auto)', detail: plan.summary, intent, runId: run.id });
           return {
             action: 'reported',
             started: true,
@@ -426,7 +506,7 @@ export class Engine {
         if (err instanceof ArmError && err.status === 412) {
           if (++conflicts > MAX_CONFLICT_ROUNDS) throw new ConcurrencyError(`${judgement.targetId} kept changing under NetGuard (412 ${conflicts} times).`);
         } else {
-          await this.audit({ control: control.id, clusterId: judgement.clusterId, targetId: judgement.targetId, event: err instanceof WriteRefusedError ? 'write-refused' : 'write-failed', before: plan.before, after: plan.after, actor: 'netguard (auto)', detail: describeError(err) });
+          await this.audit({ control: control.id, clusterId: judgement.clusterId, targetId: judgement.targetId, event: err instanceof WriteRefusedError ? 'write-refused' : 'write-failed', before: plan.before, after: plan.after, actor: 'netguard (auto)', detail: describeError(err), intent, runId: run.id });
           throw err;
         }
       }
@@ -437,13 +517,13 @@ export class Engine {
       if (!again || again.compliant) {
         if (applied.length === 0) return { action: 'none', status: 'compliant', detail: `${judgement.detail} It was repaired by someone else before NetGuard's write.` };
         const detail = `${judgement.detail} NetGuard fixed it: ${applied.join(' Then: ')}`;
-        await this.announceFix({ judgement, detail, before: first.before, change: plan, steps: applied.join(' Then: '), actor: run.actor, changedBy: run.changedBy });
+        await this.announceFix({ judgement, detail, before: first.before, change: plan, steps: applied.join(' Then: '), actor: run.actor, changedBy: run.changedBy, intent: intents.join(','), runId: run.id });
         return { action: 'remediated', detail };
       }
       const next = control.plan(again, refreshed);
       if (next.kind === 'none') throw new VerificationError(`the write did not make it compliant: ${again.detail} ${next.reason}`);
       if (applied.length > 0 && sameChange(next, plan)) {
-        await this.audit({ control: control.id, clusterId: judgement.clusterId, targetId: judgement.targetId, event: 'verify-failed', after: plan.after, actor: 'netguard (auto)', detail: again.detail });
+        await this.audit({ control: control.id, clusterId: judgement.clusterId, targetId: judgement.targetId, event: 'verify-failed', after: plan.after, actor: 'netguard (auto)', detail: again.detail, intent: intents.join(','), runId: run.id });
         throw new VerificationError(`Azure accepted the write but re-reading shows it did not take: ${again.detail}`);
       }
       if (next.needsPerson && !approved) {
@@ -498,9 +578,12 @@ export class Engine {
   async verifyClusterUpdate(update: PendingClusterUpdate): Promise<{ state: 'pending' | 'remediated' | 'failed'; detail: string; retryAfterMs?: number }> {
     const base = { control: update.control, clusterId: update.clusterId, targetId: update.targetId };
     const actor = update.actor ?? 'netguard (auto)';
+    const run = new Run(this.storageFailures);
     const fail = async (detail: string, event: string) => {
       await this.audit({ ...base, event, after: update.change.after, actor, detail });
       await this.record([{ control: update.control, resourceId: update.clusterId, targetId: update.targetId, status: 'error', action: 'none', detail: `${update.detail} ${detail}` }]);
+      const lost = this.storageFailureSince(run);
+      if (lost) throw new StorageUnavailableError(`The update of ${update.clusterId} failed, and storage failed while recording it: ${describeError(lost)}`, { cause: lost });
       return { state: 'failed' as const, detail };
     };
     // A look that fails transiently (the status poll and the cluster read both throttled, 5xx or
@@ -536,9 +619,12 @@ export class Engine {
     }
     const detail = `${update.detail} NetGuard fixed it: ${update.change.summary}`;
     const verified = { control: update.control, clusterId: update.clusterId, targetId: update.targetId };
-    const finding = await this.announceFix({ judgement: verified, detail, before: update.change.before, change: update.change, steps: update.change.summary, actor: update.actor, changedBy: update.changedBy });
+    const finding = await this.announceFix({ judgement: verified, detail, before: update.change.before, change: update.change, steps: update.change.summary, actor: update.actor, changedBy: update.changedBy, intent: update.intent });
     // The run that started the update has ended: the verified finding is recorded here.
     await this.record([finding]);
+    // A fix whose records were lost is looked at again (the queue retries the message), not dropped.
+    const lost = this.storageFailureSince(run);
+    if (lost) throw new StorageUnavailableError(`The update of ${update.clusterId} took, but storage failed while recording it: ${describeError(lost)}`, { cause: lost });
     return { state: 'remediated', detail };
   }
 
@@ -551,13 +637,17 @@ export class Engine {
     steps: string;
     actor?: string;
     changedBy?: string;
+    /** The intent row(s) of the write(s) this fix took, and the run. */
+    intent?: string;
+    runId?: string;
   }): Promise<Finding> {
     const { control, clusterId, targetId } = fix.judgement;
     const finding: Finding = { control, resourceId: clusterId, targetId, status: 'drift', action: 'remediated', detail: fix.detail };
     await Promise.all([
-      this.audit({ control, clusterId, targetId, event: 'remediated', before: fix.before, after: fix.change.after, actor: fix.actor ?? 'netguard (auto)', mode: fix.actor ? 'approve' : 'auto', detail: fix.steps }),
+      this.audit({ control, clusterId, targetId, event: 'remediated', before: fix.before, after: fix.change.after, actor: fix.actor ?? 'netguard (auto)', mode: fix.actor ? 'approve' : 'auto', detail: fix.steps, intent: fix.intent || undefined, runId: fix.runId }),
       this.notify({ kind: 'remediated', finding, change: fix.change, changedBy: fix.changedBy, at: this.clock().toISOString() }),
       this.deps.store?.recordRemediation(control, targetId, this.clock(), fix.changedBy).catch((err: unknown) => {
+        this.storageFailed(err);
         this.deps.warn?.(`Could not record the fix of ${targetId} for the flap guard: ${describeError(err)}`);
       }),
     ]);
@@ -597,6 +687,8 @@ export class Engine {
     try {
       recent = await store.recentRemediations(control, targetId, since);
     } catch (err) {
+      // Without the history the flap guard cannot decide: no automatic write in this run.
+      this.storageFailed(err);
       this.deps.warn?.(`Could not read the fix history of ${targetId}: ${describeError(err)}`);
       return undefined;
     }
@@ -636,7 +728,7 @@ export class Engine {
       const now = plan.kind === 'none' ? plan.reason : plan.summary;
       return { result: 'changed', detail: `The drift has changed since the request (${judgement.detail} Now: ${now}); nothing was changed. A new request follows if it is still needed.` };
     }
-    const run = new Run();
+    const run = new Run(this.storageFailures);
     run.actor = decidedBy;
     run.changedBy = approval.changedBy;
     try {
@@ -654,6 +746,7 @@ export class Engine {
     try {
       await this.deps.notices.enqueue(notice);
     } catch (err) {
+      this.storageFailed(err);
       this.deps.warn?.(`Could not queue the ${notice.kind} notice: ${describeError(err)}`);
     }
   }
@@ -663,6 +756,7 @@ export class Engine {
     try {
       await this.deps.store.audit({ ...entry, at: this.clock().toISOString() });
     } catch (err) {
+      this.storageFailed(err);
       this.deps.warn?.(`Could not write the audit row for ${entry.targetId}: ${describeError(err)}`);
     }
   }

@@ -3,12 +3,19 @@
 import { classifyError, describeError } from '../azure/errors';
 import { idKey } from '../azure/ids';
 import type { Runtime } from '../runtime';
+import { StorageUnavailableError, type EventClaim } from '../store/types';
 import { summarize, type Finding, type Mode, type RunReport } from '../types';
 import type { EventProblem, NetGuardEvent, SubscriptionValidation } from './parse';
 import { routeEvent, type ReconcileRoute } from './route';
 
 /** Event Grid retries for 24 h; an event id seen again within that window is a no-op. */
 export const DUPLICATE_WINDOW_MS = 24 * 3600_000;
+/**
+ * How long a claim on an event protects a delivery that is still processing it. Longer than a
+ * function may run (10 minutes at most on Consumption); a claim older than this was abandoned (the
+ * instance crashed), and Event Grid's later redeliveries (30 min, 1 h, …) take it over.
+ */
+export const CLAIM_LEASE_MS = 15 * 60_000;
 
 /** One structured log line per event, for an operator to follow. */
 export interface EventLogLine {
@@ -64,20 +71,45 @@ export async function processEventBatch(batch: EventBatchInput, runtime: Runtime
     work.push({ event, route, started });
   }
 
-  // Several events for one resource in a batch lead to one reconcile.
+  // Several events for one resource in a batch lead to one reconcile. Each event id is claimed first
+  // (a conditional insert in the ledger): of concurrent deliveries of one id exactly one reconciles.
+  // One that finds the id handled is a duplicate. One that finds it still being handled elsewhere
+  // asks for a redelivery instead of answering for a result it has not seen (the other delivery may
+  // yet fail); by then the id is done, or given back, or its claim has expired. A claim that cannot
+  // be taken because storage is down is retried too: nothing is written to Azure without a record.
   const byTarget = new Map<string, typeof work>();
+  const claims = new Map<string, EventClaim>();
+  const now = clock().getTime();
+  const window = { doneSince: new Date(now - DUPLICATE_WINDOW_MS), leaseSince: new Date(now - CLAIM_LEASE_MS) };
   for (const w of work) {
+    const skip = (outcome: EventLogLine['outcome'], reason?: string) =>
+      log.push({ eventId: w.event.id, operation: w.event.operationName, resourceId: w.event.resourceId, outcome, reason, reconciled: [], armCalls: 0, ms: Date.now() - w.started });
     if (store) {
-      let seen = false;
-      try {
-        seen = await store.eventSeenSince(w.event.id, new Date(clock().getTime() - DUPLICATE_WINDOW_MS));
-      } catch {
-        // Storage trouble: process anyway; the engine is idempotent, a duplicate only costs reads.
-      }
-      if (seen) {
-        log.push({ eventId: w.event.id, operation: w.event.operationName, resourceId: w.event.resourceId, outcome: 'duplicate', reconciled: [], armCalls: 0, ms: Date.now() - w.started });
+      // A copy of an id already claimed in this batch is processed with it.
+      if (claims.has(w.event.id)) {
+        skip('duplicate', 'another copy in the same batch');
         continue;
       }
+      let claim: EventClaim | 'done' | 'processing';
+      try {
+        claim = await store.claimEvent(w.event.id, clock(), window);
+      } catch (err) {
+        const reason = `Storage is unavailable, so the event was not processed (it is retried): ${describeError(err)}`;
+        retry ??= new StorageUnavailableError(reason, { cause: err });
+        skip('retry', reason);
+        continue;
+      }
+      if (claim === 'done') {
+        skip('duplicate');
+        continue;
+      }
+      if (claim === 'processing') {
+        const reason = 'Another delivery of this event is being processed; asking for a redelivery to learn how it ends.';
+        retry ??= new Error(reason);
+        skip('retry', reason);
+        continue;
+      }
+      claims.set(w.event.id, claim);
     }
     const key = idKey(w.route.resourceId);
     if (!byTarget.has(key)) byTarget.set(key, []);
@@ -92,7 +124,7 @@ export async function processEventBatch(batch: EventBatchInput, runtime: Runtime
     let reason: string | undefined;
     let reconciled: string[] = [];
     try {
-      const counted = await arm.countCalls(() => engine.reconcileDetailed(resourceId, { cliMode: options.cliMode, changedBy }));
+      const counted = await arm.countCalls(() => engine.reconcileDetailed(resourceId, { cliMode: options.cliMode, changedBy, runId: group.map((w) => w.event.id).join(',') }));
       armCalls = counted.calls.total;
       const { report, retryable } = counted.result;
       if (retryable) {
@@ -118,10 +150,13 @@ export async function processEventBatch(batch: EventBatchInput, runtime: Runtime
     }
     for (const w of group) {
       log.push({ eventId: w.event.id, operation: w.event.operationName, resourceId: w.event.resourceId, outcome, reason, reconciled, armCalls, ms: Date.now() - w.started });
-      // A retryable failure stays unmarked so the redelivery is processed; anything else is done.
-      if (outcome !== 'retry' && store) {
-        await store.markEventSeen(w.event.id, clock()).catch(() => undefined);
-      }
+      const claim = claims.get(w.event.id);
+      if (!store || !claim) continue;
+      // A retryable failure gives the id back so the redelivery is processed; anything else is done.
+      const settle = outcome === 'retry' ? store.releaseEvent(claim) : store.completeEvent(claim, clock());
+      // A claim that could not be settled expires after CLAIM_LEASE_MS: until then redeliveries are
+      // asked to come back, afterwards one takes it over. Nothing is lost either way.
+      await settle.catch(() => undefined);
     }
   }
 

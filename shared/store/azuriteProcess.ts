@@ -21,6 +21,11 @@ export interface AzuriteInstance {
   tableEndpoint: string;
   /** Kills the child and resolves once it has exited. Safe to call more than once. */
   stop(): Promise<void>;
+  /**
+   * A crash, for fault tests: SIGKILL at once, so Azurite answers no request after this call returns
+   * (its in-memory data is gone). Resolves once it has exited.
+   */
+  kill(): Promise<void>;
 }
 
 export interface StartAzuriteOptions {
@@ -169,6 +174,10 @@ async function startOnce(readyTimeoutMs: number): Promise<AzuriteInstance> {
         queueEndpoint: `http://${LOOPBACK}:${queue}/${AZURITE_ACCOUNT_NAME}`,
         tableEndpoint: `http://${LOOPBACK}:${table}/${AZURITE_ACCOUNT_NAME}`,
         stop: () => (stopped ??= stopChild(child)),
+        kill: () => {
+          if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+          return (stopped ??= stopChild(child));
+        },
       };
     }
     await sleep(100);

@@ -1,6 +1,7 @@
 // NetGuard's Storage queues (sweep, notices, verify): one way to reach a queue from the host's
 // settings, one message format, one "create once, then send".
-import { QueueClient, type StoragePipelineOptions } from '@azure/storage-queue';
+import { QueueClient } from '@azure/storage-queue';
+import { queuePipelineOptions } from './clientOptions';
 import { storageConnectionString, storageCredentialFromEnvironment, storageServiceUrl, usesPlainHttp } from './storageAccount';
 
 /** A Storage queue message holds 64 KiB (the base64 text counts). */
@@ -11,11 +12,10 @@ export function queueClientFromEnvironment(env: NodeJS.ProcessEnv, queueName: st
   const connection = storageConnectionString(env);
   if (connection) {
     // Azurite's explicit connection strings are plain http; shared-key requests carry a signature, not the key.
-    const options = (usesPlainHttp(connection, 'queue') ? { allowInsecureConnection: true } : {}) as StoragePipelineOptions;
-    return new QueueClient(connection, queueName, options);
+    return new QueueClient(connection, queueName, queuePipelineOptions({ allowInsecureConnection: usesPlainHttp(connection, 'queue') }));
   }
   const url = storageServiceUrl(env, 'queue');
-  return url ? new QueueClient(`${url}/${queueName}`, storageCredentialFromEnvironment(env)) : undefined;
+  return url ? new QueueClient(`${url}/${queueName}`, storageCredentialFromEnvironment(env), queuePipelineOptions()) : undefined;
 }
 
 /** Messages are base64 JSON: the Functions host's queue trigger decodes base64 by default. */

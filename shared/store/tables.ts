@@ -1,8 +1,9 @@
 // NetGuard's state in Azure Tables (Azurite locally): findings, baselines, approvals and the audit trail.
 import { createHash, randomBytes } from 'node:crypto';
 import { isRestError } from '@azure/core-rest-pipeline';
-import { odata, TableClient, type TableEntityResult, type TableServiceClientOptions } from '@azure/data-tables';
+import { odata, TableClient, type TableEntityResult } from '@azure/data-tables';
 import type { TokenCredential } from '@azure/identity';
+import { tableClientOptions } from './clientOptions';
 import { storageConnectionString, storageCredentialFromEnvironment, storageServiceUrl, usesPlainHttp } from './storageAccount';
 import type { CachedCluster, CachedSubnet, TopologyCacheStore } from '../azure/topologyCache';
 import type { PlannedChange } from '../controls/types';
@@ -12,6 +13,7 @@ import {
   type ApprovalRecord,
   type ApprovalState,
   type AuditEntry,
+  type EventClaim,
   type StateStore,
   type StoredFinding,
 } from './types';
@@ -170,14 +172,14 @@ export class TableStateStore implements StateStore, TopologyCacheStore {
    * Plain-http endpoints are allowed here because shared-key requests carry a signature, not the key.
    */
   static fromConnectionString(connectionString: string, options: TableStoreOptions = {}): TableStateStore {
-    const clientOptions: TableServiceClientOptions = { allowInsecureConnection: usesPlainHttp(connectionString, 'table') };
+    const clientOptions = tableClientOptions({ allowInsecureConnection: usesPlainHttp(connectionString, 'table') });
     return new TableStateStore((name) => TableClient.fromConnectionString(connectionString, name, clientOptions), options);
   }
 
   /** Identity-based access (managed identity in Azure): `https://<account>.table.core.windows.net`. */
   static fromAccountUrl(accountUrl: string, credential: TokenCredential, options: TableStoreOptions = {}): TableStateStore {
     const url = accountUrl.replace(/\/+$/, '');
-    return new TableStateStore((name) => new TableClient(url, name, credential), options);
+    return new TableStateStore((name) => new TableClient(url, name, credential, tableClientOptions()), options);
   }
 
   /** The table service the store talks to, e.g. `https://<account>.table.core.windows.net`. */
@@ -302,17 +304,59 @@ export class TableStateStore implements StateStore, TopologyCacheStore {
     });
   }
 
-  // ---- events seen (Event Grid delivers at least once) ----
+  // ---- the event ledger (Event Grid delivers at least once, sometimes several copies at once) ----
 
-  async eventSeenSince(eventId: string, since: Date): Promise<boolean> {
-    const row = await this.getRow('events', 'event', tableKey(eventId));
-    const at = row ? str(row.at) : undefined;
-    return !!at && Date.parse(at) >= since.getTime();
+  // One row per event id: state `processing` while a delivery works on it, `done` afterwards. Every
+  // change is conditional (insert-if-absent, or on the row's ETag), so concurrent deliveries of one
+  // id never both process it. Rows written before the ledger had states count as `done`.
+  async claimEvent(eventId: string, at: Date, window: { doneSince: Date; leaseSince: Date }): Promise<EventClaim | 'done' | 'processing'> {
+    const client = await this.table('events');
+    const entity = { partitionKey: 'event', rowKey: tableKey(eventId), eventId, state: 'processing', at: at.toISOString() };
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        const res = await client.createEntity(entity);
+        return { eventId, etag: res.etag ?? '' };
+      } catch (e) {
+        if (statusOf(e) !== 409) throw new StoreError(client.tableName, 'createEntity(event claim)', e);
+      }
+      const row = await this.getRow('events', entity.partitionKey, entity.rowKey);
+      if (!row) continue; // released between our insert and our read: try the insert again
+      const rowAt = Date.parse(str(row.at) ?? '');
+      const state = str(row.state) === 'processing' ? 'processing' : 'done';
+      const since = state === 'processing' ? window.leaseSince : window.doneSince;
+      if (!Number.isNaN(rowAt) && rowAt >= since.getTime()) return state;
+      // Done long ago (outside the duplicate window) or claimed by a delivery that never finished.
+      try {
+        const res = await client.updateEntity(entity, 'Replace', { etag: row.etag });
+        return { eventId, etag: res.etag ?? '' };
+      } catch (e) {
+        const status = statusOf(e);
+        if (status !== 412 && status !== 404) throw new StoreError(client.tableName, 'updateEntity(event claim)', e);
+      }
+    }
+    throw new StoreError(client.tableName, 'claimEvent', new Error(`the ledger row of event ${eventId} kept changing; giving up after 5 attempts`));
   }
 
-  async markEventSeen(eventId: string, at: Date): Promise<void> {
-    const entity = { partitionKey: 'event', rowKey: tableKey(eventId), eventId, at: at.toISOString() };
-    await this.call('events', 'upsertEntity(event)', (c) => c.upsertEntity(entity, 'Replace'));
+  async completeEvent(claim: EventClaim, at: Date): Promise<void> {
+    const entity = { partitionKey: 'event', rowKey: tableKey(claim.eventId), eventId: claim.eventId, state: 'done', at: at.toISOString() };
+    await this.call('events', 'updateEntity(event done)', async (c) => {
+      try {
+        await c.updateEntity(entity, 'Replace', { etag: claim.etag });
+      } catch (e) {
+        // 412/404: the claim was taken over after its lease ran out; that delivery records the outcome.
+        if (statusOf(e) !== 412 && statusOf(e) !== 404) throw e;
+      }
+    });
+  }
+
+  async releaseEvent(claim: EventClaim): Promise<void> {
+    await this.call('events', 'deleteEntity(event claim)', async (c) => {
+      try {
+        await c.deleteEntity('event', tableKey(claim.eventId), { etag: claim.etag });
+      } catch (e) {
+        if (statusOf(e) !== 412 && statusOf(e) !== 404) throw e;
+      }
+    });
   }
 
   // ---- automatic fixes per finding (the flap guard counts them) ----
@@ -502,6 +546,8 @@ export class TableStateStore implements StateStore, TopologyCacheStore {
       mode: entry.mode,
       actor: entry.actor,
       detail: entry.detail,
+      intent: entry.intent,
+      runId: entry.runId,
       ...jsonProperties('before', entry.before),
       ...jsonProperties('after', entry.after),
     });
@@ -529,6 +575,8 @@ export class TableStateStore implements StateStore, TopologyCacheStore {
         after: readJson(row, 'after'),
         actor: String(row.actor),
         detail: str(row.detail),
+        intent: str(row.intent),
+        runId: str(row.runId),
       }),
     );
   }

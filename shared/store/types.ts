@@ -40,6 +40,25 @@ export interface AuditEntry {
   /** "netguard (auto)", or the approver's name/object id. */
   actor: string;
   detail?: string;
+  /**
+   * On an `intent` row (written before each ARM write): its own id. On the row of what came of the
+   * write (remediated, write-failed, update-started, verify-failed): the intent(s) it completes,
+   * comma-separated when one fix took several writes.
+   */
+  intent?: string;
+  /** The run (sweep, event delivery, approval) the write belongs to; for an event, its event id(s). */
+  runId?: string;
+}
+
+/**
+ * Storage could not record NetGuard's intent (or failed earlier in the run), so no write was made:
+ * a change NetGuard cannot record is a change it does not make.
+ */
+export class StorageUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StorageUnavailableError';
+  }
 }
 
 export interface StoredFinding extends Finding {
@@ -72,13 +91,27 @@ export interface StateStore {
   audit(entry: AuditEntry): Promise<void>;
   listAudit(): Promise<AuditEntry[]>;
 
-  /** True when this Event Grid event id was processed at or after `since`. */
-  eventSeenSince(eventId: string, since: Date): Promise<boolean>;
-  markEventSeen(eventId: string, at: Date): Promise<void>;
+  /**
+   * Claims an Event Grid event id for processing with a conditional insert, so of concurrent
+   * deliveries exactly one gets it. Otherwise says why not: `done` when the id was handled at or
+   * after `doneSince`, `processing` when another delivery claimed it at or after `leaseSince` (an
+   * older claim was abandoned, e.g. by a crashed instance, and is taken over).
+   */
+  claimEvent(eventId: string, at: Date, window: { doneSince: Date; leaseSince: Date }): Promise<EventClaim | 'done' | 'processing'>;
+  /** The event was handled: later deliveries of its id are duplicates. */
+  completeEvent(claim: EventClaim, at: Date): Promise<void>;
+  /** Processing failed in a way a redelivery can fix: gives the id back so the redelivery is processed. */
+  releaseEvent(claim: EventClaim): Promise<void>;
 
   /** Automatic fixes of one finding, for the flap guard; newest first. */
   recordRemediation(control: ControlId, targetId: string, at: Date, changedBy?: string): Promise<void>;
   recentRemediations(control: ControlId, targetId: string, since: Date): Promise<Array<{ at: string; changedBy?: string }>>;
+}
+
+/** A claim on one event id (the ledger row's ETag makes release and completion conditional). */
+export interface EventClaim {
+  eventId: string;
+  etag: string;
 }
 
 export function approvalIdFor(control: ControlId, targetId: string): string {

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { isRestError } from '@azure/core-rest-pipeline';
 import { TableClient, type TableEntityResult, type TransactionAction } from '@azure/data-tables';
 import { ensureTable, tableKey } from '../store/tables';
+import { tableClientOptions } from '../store/clientOptions';
 import { CONTROL_IDS, summarize, type Finding, type RunReport } from '../types';
 import { storageCredentialFromEnvironment, storageServiceUrl, usesPlainHttp } from '../store/storageAccount';
 
@@ -73,7 +74,7 @@ export class SweepRunStore {
   constructor(readonly table: TableClient) {}
 
   static fromConnectionString(connectionString: string, tableName = DEFAULT_RUNS_TABLE): SweepRunStore {
-    return new SweepRunStore(TableClient.fromConnectionString(connectionString, tableName, { allowInsecureConnection: usesPlainHttp(connectionString, 'table') }));
+    return new SweepRunStore(TableClient.fromConnectionString(connectionString, tableName, tableClientOptions({ allowInsecureConnection: usesPlainHttp(connectionString, 'table') })));
   }
 
   private client(): Promise<TableClient> {
@@ -300,5 +301,5 @@ export function sweepRunsFromEnvironment(env: NodeJS.ProcessEnv = process.env, t
   if (connection) return SweepRunStore.fromConnectionString(connection, tableName);
   const url = storageServiceUrl(env, 'table');
   if (!url) return undefined;
-  return new SweepRunStore(new TableClient(url, tableName, storageCredentialFromEnvironment(env)));
+  return new SweepRunStore(new TableClient(url, tableName, storageCredentialFromEnvironment(env), tableClientOptions()));
 }

@@ -10,6 +10,7 @@ import type { TokenCredential } from '@azure/identity';
 import { storageConnectionString, storageCredentialFromEnvironment, storageServiceUrl, usesPlainHttp } from '../store/storageAccount';
 import type { ConversationReference } from 'botbuilder';
 import { DEFAULT_TABLE_PREFIX, ensureTable, tableKey } from '../store/tables';
+import { tableClientOptions } from '../store/clientOptions';
 import type { ControlId } from '../types';
 import type { ControlCounts } from './cards';
 
@@ -68,11 +69,11 @@ export class TeamsTables {
 
   static fromConnectionString(connectionString: string, prefix?: string): TeamsTables {
     const allowInsecureConnection = usesPlainHttp(connectionString, 'table');
-    return new TeamsTables((name) => TableClient.fromConnectionString(connectionString, name, { allowInsecureConnection }), prefix);
+    return new TeamsTables((name) => TableClient.fromConnectionString(connectionString, name, tableClientOptions({ allowInsecureConnection })), prefix);
   }
 
   static fromAccountUrl(accountUrl: string, credential: TokenCredential, prefix?: string): TeamsTables {
-    return new TeamsTables((name) => new TableClient(accountUrl.replace(/\/+$/, ''), name, credential), prefix);
+    return new TeamsTables((name) => new TableClient(accountUrl.replace(/\/+$/, ''), name, credential, tableClientOptions()), prefix);
   }
 
   private table(kind: TeamsTableKind): Promise<TableClient> {

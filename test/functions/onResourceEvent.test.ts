@@ -4,7 +4,7 @@
 import { InvocationContext } from '@azure/functions';
 import { randomUUID } from 'node:crypto';
 import { onResourceEvent } from '../../functions/onResourceEvent';
-import type { EventLogLine } from '../../shared/events/handler';
+import { CLAIM_LEASE_MS, type EventLogLine } from '../../shared/events/handler';
 import type { ArmSandbox } from '../../shared/sandbox/armServer';
 import type { SeededFleet } from '../../shared/sandbox/fleet';
 import type { TableStateStore } from '../../shared/store/tables';
@@ -181,5 +181,63 @@ describe('drift events through the registered handler', () => {
     expect(line.outcome).toBe('failed');
     expect(line.reason).toMatch(/404|gone/i);
     expect(netGuardRulesIn(sandbox, nsgId)).toHaveLength(0);
+  });
+});
+
+describe('one event delivered several times at once (Event Grid delivers at least once)', () => {
+  test('three concurrent deliveries of one event id: one reconcile and one write; the others make no call to Azure and are not acknowledged before the outcome is known', async () => {
+    const { nsgId, event } = breakNetGuardRuleOfA();
+    const runtime = runtimeFor(sandbox, { store });
+    const calls = [invocation(), invocation(), invocation()];
+    const results = await Promise.allSettled(calls.map((c) => onResourceEvent(structuredClone(event), c.context, runtime)));
+
+    const lines = calls.flatMap((c) => c.events());
+    expect(lines).toHaveLength(3);
+    expect(lines.filter((l) => l.outcome === 'reconciled')).toHaveLength(1);
+    const others = lines.filter((l) => l.outcome !== 'reconciled');
+    for (const l of others) expect(l).toMatchObject({ eventId: event.id, armCalls: 0, outcome: expect.stringMatching(/^(duplicate|retry)$/) });
+    // A delivery asked to come back is the one that threw; the one that reconciled did not.
+    expect(results.filter((r) => r.status === 'rejected')).toHaveLength(others.filter((l) => l.outcome === 'retry').length);
+    // One set of writes: not even a refused (412) second attempt, and no approval for a fixed drift.
+    expect(writeRequests(sandbox)).toHaveLength(1);
+    expect(rulePutsThatTook(sandbox, nsgId)).toHaveLength(1);
+    expect(await store.listApprovals()).toEqual([]);
+
+    // Event Grid redelivers the ones that threw: now they are plain duplicates.
+    sandbox.resetRequests();
+    const again = invocation();
+    await expect(onResourceEvent(structuredClone(event), again.context, runtime)).resolves.toBeUndefined();
+    expect(again.events()[0]).toMatchObject({ outcome: 'duplicate', armCalls: 0 });
+    expect(sandbox.countRequests()).toBe(0);
+  });
+
+  test('while another delivery holds the claim the event is retried, not acknowledged; once that delivery gives it back, the redelivery reconciles', async () => {
+    const { nsgId, event } = breakNetGuardRuleOfA();
+    const runtime = runtimeFor(sandbox, { store });
+    const now = new Date();
+    const other = await store.claimEvent(event.id, now, { doneSince: new Date(now.getTime() - 1000), leaseSince: new Date(now.getTime() - 1000) });
+    if (typeof other === 'string') throw new Error(`expected a fresh claim, got ${other}`);
+
+    const early = invocation();
+    await expect(onResourceEvent(structuredClone(event), early.context, runtime)).rejects.toThrow(/redeliver/);
+    expect(early.events()[0]).toMatchObject({ outcome: 'retry', armCalls: 0 });
+    expect(sandbox.countRequests()).toBe(0);
+
+    await store.releaseEvent(other); // the other delivery failed and gave the id back
+    const redelivery = invocation();
+    await onResourceEvent(structuredClone(event), redelivery.context, runtime);
+    expect(redelivery.events()[0]).toMatchObject({ eventId: event.id, outcome: 'reconciled' });
+    expect(netGuardRulesIn(sandbox, nsgId)).toHaveLength(1);
+  });
+
+  test('a claim abandoned longer than the lease (a crashed instance) is taken over by a redelivery', async () => {
+    const { nsgId, event } = breakNetGuardRuleOfA();
+    const longAgo = new Date(Date.now() - CLAIM_LEASE_MS - 60_000);
+    const stale = await store.claimEvent(event.id, longAgo, { doneSince: longAgo, leaseSince: longAgo });
+    expect(typeof stale).toBe('object');
+    const call = invocation();
+    await onResourceEvent(structuredClone(event), call.context, runtimeFor(sandbox, { store }));
+    expect(call.events()[0]).toMatchObject({ outcome: 'reconciled' });
+    expect(netGuardRulesIn(sandbox, nsgId)).toHaveLength(1);
   });
 });

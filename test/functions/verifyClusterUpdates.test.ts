@@ -9,7 +9,7 @@ import { parseEvents } from '../../shared/events/parse';
 import { createRuntime, type Runtime } from '../../shared/runtime';
 import { ArmSandbox } from '../../shared/sandbox/armServer';
 import { seedDriftedFleet, type SeededFleet } from '../../shared/sandbox/fleet';
-import type { TableStateStore } from '../../shared/store/tables';
+import { TableStateStore } from '../../shared/store/tables';
 import { VerifyQueue } from '../../shared/store/verifyQueue';
 import { useAzurite } from '../helpers/azurite';
 import { freshStore } from '../helpers/sandboxEnv';
@@ -137,4 +137,32 @@ test('an approval in the Function App answers at once with "started"; the verify
   expect(result.result).toBe('started');
   expect(await drainVerifyQueue()).toContain('remediated');
   expect((await store.listAudit()).find((e) => e.event === 'remediated' && e.actor === 'Rido')).toBeDefined();
+});
+
+test('a verified update whose audit cannot be stored throws (the queue retries the message) instead of ending unaudited', async () => {
+  const a = pick(fleet, 'a').clusterId;
+  await clearRangesEvent(a);
+  // The verifying instance finds its table storage unreachable (nothing listens on the discard port).
+  const unreachable = azurite.connectionString.replace(/TableEndpoint=http:\/\/127\.0\.0\.1:\d+/, 'TableEndpoint=http://127.0.0.1:9');
+  const verifier = createRuntime({
+    env: { AKS_NETGUARD_ARM_ENDPOINT: sandbox.endpoint, AKS_NETGUARD_MODE_API_AUTHORIZED_RANGES: 'auto', AKS_NETGUARD_AUTHORIZED_IP_RANGES: RANGES },
+    store: TableStateStore.fromConnectionString(unreachable, { tablePrefix: 'verifydead' }),
+    pollIntervalMs: 5,
+  });
+  const states: string[] = [];
+  for (let round = 0; round < 10 && !states.includes('threw'); round++) {
+    const { receivedMessageItems } = await queue.queue.receiveMessages({ numberOfMessages: 32 });
+    if (receivedMessageItems.length === 0) break;
+    for (const m of receivedMessageItems) {
+      try {
+        states.push(await verifyClusterUpdates(m.messageText, context(), verifier, immediate));
+      } catch (err) {
+        expect((err as Error).message).toMatch(/storage/i);
+        states.push('threw');
+      }
+      await queue.queue.deleteMessage(m.messageId, m.popReceipt);
+    }
+  }
+  expect(states).toContain('threw');
+  expect(states).not.toContain('remediated');
 });

@@ -34,5 +34,6 @@ export function useAzurite(): Instance {
       return running().tableEndpoint;
     },
     stop: () => running().stop(),
+    kill: () => running().kill(),
   };
 }

@@ -329,3 +329,42 @@ describe('recordFindings (a sweep records in bulk)', () => {
     expect(row(5)).toMatchObject({ status: 'drift', at: day1.toISOString(), driftSince: day1.toISOString() });
   });
 });
+
+describe('the event ledger (claims)', () => {
+  const window = (now: Date) => ({ doneSince: new Date(now.getTime() - 24 * 3_600_000), leaseSince: new Date(now.getTime() - 15 * 60_000) });
+
+  it('of ten concurrent claims of one event id exactly one wins; the others learn it is being processed', async () => {
+    const now = new Date();
+    const results = await Promise.all(Array.from({ length: 10 }, () => store.claimEvent('evt-concurrent', now, window(now))));
+    expect(results.filter((r) => typeof r === 'object')).toHaveLength(1);
+    expect(results.filter((r) => r === 'processing')).toHaveLength(9);
+  });
+
+  it('completed: a duplicate within the window, claimable again after it; released: claimable at once', async () => {
+    const now = new Date();
+    const claim = await store.claimEvent('evt-done', now, window(now));
+    if (typeof claim !== 'object') throw new Error(`expected a claim, got ${claim}`);
+    await store.completeEvent(claim, now);
+    expect(await store.claimEvent('evt-done', now, window(now))).toBe('done');
+    const dayLater = new Date(now.getTime() + 25 * 3_600_000);
+    expect(typeof (await store.claimEvent('evt-done', dayLater, window(dayLater)))).toBe('object');
+
+    const second = await store.claimEvent('evt-released', now, window(now));
+    if (typeof second !== 'object') throw new Error(`expected a claim, got ${second}`);
+    await store.releaseEvent(second);
+    expect(typeof (await store.claimEvent('evt-released', now, window(now)))).toBe('object');
+  });
+
+  it('a claim taken over after its lease cannot be completed or released by the delivery that abandoned it', async () => {
+    const then = new Date(Date.now() - 20 * 60_000);
+    const abandoned = await store.claimEvent('evt-lease', then, window(then));
+    if (typeof abandoned !== 'object') throw new Error(`expected a claim, got ${abandoned}`);
+    const now = new Date();
+    const taken = await store.claimEvent('evt-lease', now, window(now));
+    expect(typeof taken).toBe('object');
+    // The old delivery wakes up: its settle is a no-op, the new claim still holds.
+    await store.releaseEvent(abandoned);
+    await store.completeEvent(abandoned, now);
+    expect(await store.claimEvent('evt-lease', now, window(now))).toBe('processing');
+  });
+});
