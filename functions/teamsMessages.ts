@@ -28,14 +28,14 @@ export async function teamsMessages(
 ): Promise<HttpResponseInit> {
   const deployed = handler === undefined;
   if (deployed && (!env.MicrosoftAppId?.trim() || !/^Bearer\s+\S+/i.test(request.headers.get('authorization') ?? ''))) {
-    return { status: 401 };
+    return new HttpResponse({ status: 401 });
   }
   const text = await request.text();
   let body: unknown;
   try {
     body = text ? JSON.parse(text) : undefined;
   } catch {
-    return { status: 400, jsonBody: { error: 'The body is not JSON.' } };
+    return new HttpResponse({ status: 400, jsonBody: { error: 'The body is not JSON.' } });
   }
   const headers: Record<string, string> = {};
   request.headers.forEach((value, name) => {
@@ -43,7 +43,7 @@ export async function teamsMessages(
   });
   if (deployed) {
     const { authenticateBotRequest, botSettingsFromEnvironment } = await import('../shared/teams/bot');
-    if (!(await authenticateBotRequest(botSettingsFromEnvironment(env), headers, body, (line) => context.warn(line)))) return { status: 401 };
+    if (!(await authenticateBotRequest(botSettingsFromEnvironment(env), headers, body, (line) => context.warn(line)))) return new HttpResponse({ status: 401 });
   }
   const run = handler ?? (await loadDefaultHandler((line) => context.log(line)));
   const result = await run({ method: request.method, headers, body });

@@ -15,6 +15,9 @@ import type { ArmSandbox } from '../../shared/sandbox/armServer';
 import type { SeededFleet } from '../../shared/sandbox/fleet';
 import { storeFromEnvironment } from '../../shared/store/tables';
 import { METRIC_NAMES } from '../../shared/telemetry';
+import { createTeamsHost } from '../../shared/teams/host';
+import { teamsMessages } from '../../functions/teamsMessages';
+import { instrumented } from '../../shared/functionTelemetry';
 import { useAzurite } from '../helpers/azurite';
 import { startSandbox } from '../helpers/sandboxEnv';
 import { fleetEvent, OP, pick, ruleIdOf, seedFleet } from '../functions/eventRig';
@@ -133,9 +136,14 @@ test('the registered functions emit every documented metric with its documented 
   // The Teams path, all through the registered functions: a channel subscribes, deliverNotices posts the
   // queued approval cards (driven from the real queue as the host drives it), an approver clicks Approve.
   const teams = { connector } as unknown as Harness; // the activity builders only need the connector's URL
+  // The deployed /api/messages answers 401 without a Bot Framework token (which needs Microsoft's
+  // token service): the activities go to the same handler with the bot `serve` runs on loopback, built
+  // from the same settings, engine and storage.
+  const host = createTeamsHost(process.env, undefined, false, true);
+  const messages = instrumented((request: HttpRequest, ctx: InvocationContext) => teamsMessages(request, ctx, (r) => host.bot.process(r)), { countApprovals: true });
   const teamsRequest = async (activity: Record<string, unknown>) => {
     const request = new HttpRequest({ method: 'POST', url: 'http://localhost/api/messages', headers: { 'content-type': 'application/json' }, body: { string: JSON.stringify(activity) } });
-    return (await mockRegistered.get('teamsMessages')!(request, context('teamsMessages'))) as { status?: number };
+    return (await messages(request, context('teamsMessages'))) as { status?: number };
   };
   const channel = '19:metrics0000000000000000000000001@thread.tacv2';
   await teamsRequest(channelMessage(teams, 'subscribe', channel));

@@ -89,6 +89,7 @@ test('a widening write planned by a control is refused with storage too: error f
   }
   expect(sandbox.findRequests((r) => r.method !== 'GET' && r.path.toLowerCase().startsWith(nsgId.toLowerCase()))).toEqual([]);
   const audit = (await h.store.listAudit()).filter((a) => a.targetId.toLowerCase() === nsgId.toLowerCase());
-  expect(audit.map((a) => a.event)).toEqual(['write-refused']);
-  expect(audit[0].detail).toMatch(/would allow traffic that is denied now/);
+  // The intent is recorded before the gate judges the write as sent; the refusal names the intent's outcome.
+  expect(audit.map((a) => a.event).sort()).toEqual(['intent', 'write-refused']);
+  expect(audit.find((a) => a.event === 'write-refused')!.detail).toMatch(/would allow traffic that is denied now/);
 }, 60_000);
