@@ -6,9 +6,9 @@ import { KubeAccessError, KUBE_DATA_ACTIONS, observeKube, openKubeClient } from 
 import { KubeClient, KubeError } from '../../shared/kube/client';
 import { readKubeconfig } from '../../shared/kube/kubeconfig';
 import { OWN_POLICY_NAME, isUnreadable, ownPolicyObject } from '../../shared/kube/networkPolicy';
-import { ArmSandbox } from '../../shared/sandbox/armServer';
-import { clusterFromFixture } from '../../shared/sandbox/fleet';
-import { KubeSandbox } from '../../shared/sandbox/kubeServer';
+import { ArmSandbox } from '../../testkit/armServer';
+import { clusterFromFixture } from '../../testkit/fleet';
+import { KubeSandbox } from '../../testkit/kubeServer';
 
 const SUB = '11111111-2222-3333-4444-555555555555';
 

@@ -2,8 +2,8 @@
 // varied in code, and a drifted demo fleet with one of each kind of drift NetGuard handles.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmSecurityRule, ArmSubnet, ArmVirtualNetwork, SecurityRuleProperties } from '../azure/armTypes';
-import type { ControlId } from '../types';
+import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmSecurityRule, ArmSubnet, ArmVirtualNetwork, SecurityRuleProperties } from '../shared/azure/armTypes';
+import type { ControlId } from '../shared/types';
 import type { ArmSandbox } from './armServer';
 
 /** Same names as the controls use; repeated here so the sandbox does not depend on the engine. */

@@ -1,8 +1,8 @@
 // The ARM sandbox driven by the real Azure SDK clients (and raw requests through their pipelines).
 import { createDefaultHttpClient, createPipelineRequest } from '@azure/core-rest-pipeline';
-import { ArmSandbox } from '../../shared/sandbox/armServer';
-import { clusterFromFixture, loadAzureFixture, nsgFromFixture, securityRule, vnetWithSubnets } from '../../shared/sandbox/fleet';
-import { sandboxClients, type SandboxClients } from '../../shared/sandbox/sdkClients';
+import { ArmSandbox } from '../../testkit/armServer';
+import { clusterFromFixture, loadAzureFixture, nsgFromFixture, securityRule, vnetWithSubnets } from '../../testkit/fleet';
+import { sandboxClients, type SandboxClients } from '../../testkit/sdkClients';
 import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmSecurityRule } from '../../shared/azure/armTypes';
 
 const SUB = '11111111-2222-3333-4444-555555555555';

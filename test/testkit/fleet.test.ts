@@ -1,5 +1,5 @@
 // The fixture-based builders and the drifted demo fleet, read back through the real SDK clients.
-import { ArmSandbox } from '../../shared/sandbox/armServer';
+import { ArmSandbox } from '../../testkit/armServer';
 import {
   azureFixturesDir,
   clusterFromFixture,
@@ -11,8 +11,8 @@ import {
   vnetWithSubnets,
   type SeededCluster,
   type SeededFleet,
-} from '../../shared/sandbox/fleet';
-import { sandboxClients } from '../../shared/sandbox/sdkClients';
+} from '../../testkit/fleet';
+import { sandboxClients } from '../../testkit/sdkClients';
 import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmSecurityRule, ArmSubnet, ArmVirtualNetwork } from '../../shared/azure/armTypes';
 import path from 'node:path';
 import fs from 'node:fs';
