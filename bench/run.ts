@@ -26,7 +26,7 @@ import type { Runtime } from '../shared/runtime';
 import { ArmSandbox } from '../testkit/armServer';
 import { startAzurite } from '../testkit/azuriteProcess';
 import { TableStateStore } from '../shared/store/tables';
-import { loadAzureFixture } from '../testkit/fleet';
+import { publishedSample } from '../testkit/samples';
 import { sweepOneSubscription } from '../shared/sweep/fanout';
 import { benchSubscriptionId, listPagesNeeded, seedCompliantCluster, seedCompliantFleet, type SyntheticFleet } from './fleet';
 import { parseArgs } from 'node:util';
@@ -108,7 +108,9 @@ class ArmBusyClock {
 
 /** A published ResourceWriteSuccess / ResourceDeleteSuccess event pointed at another resource and operation. */
 function armEvent(verb: 'write' | 'delete', operationName: string, resourceId: string, id: string): unknown {
-  const published = loadAzureFixture<unknown[]>(`eventgrid/eventgrid-schema/subscription_Resource${verb === 'write' ? 'Write' : 'Delete'}Success.json`);
+  const published = publishedSample<unknown[]>(
+    verb === 'write' ? 'eventgrid/eventgrid-schema/subscription_ResourceWriteSuccess.json' : 'eventgrid/eventgrid-schema/subscription_ResourceDeleteSuccess.json',
+  );
   const e = structuredClone(published[0]) as Record<string, any>;
   const sub = resourceId.split('/')[2];
   e.id = id;

@@ -6,7 +6,8 @@ import { lastSegment } from '../azure/ids';
 import { loadSettings } from '../config';
 import { Engine } from '../engine/engine';
 import { ArmSandbox } from '../../testkit/armServer';
-import { loadAzureFixture, seedDriftedFleet } from '../../testkit/fleet';
+import { seedDriftedFleet } from '../../testkit/fleet';
+import { publishedSample } from '../../testkit/samples';
 import { MANAGED_SSH_RULE_NAME } from '../controls/nodeSshDeny';
 import { processEventBatch } from '../events/handler';
 import { parseEvents } from '../events/parse';
@@ -86,7 +87,7 @@ export async function runDemo(io: CliIo, opts: { json: boolean }): Promise<numbe
 
 /** A published Event Grid sample (subscription topic), rewritten to point at a sandbox resource. */
 function demoEvent(eventType: string, operationName: string, resourceId: string, id: string): Record<string, unknown> {
-  const sample = loadAzureFixture<Array<Record<string, any>>>('eventgrid/eventgrid-schema/subscription_ResourceDeleteSuccess.json')[0];
+  const sample = publishedSample<Array<Record<string, any>>>('eventgrid/eventgrid-schema/subscription_ResourceDeleteSuccess.json')[0];
   const subscriptionId = resourceId.split('/')[2];
   return {
     ...sample,
