@@ -107,11 +107,27 @@ class ArmBusyClock {
 // ---------------------------------------------------------------- the event path
 
 /** A published ResourceWriteSuccess / ResourceDeleteSuccess event pointed at another resource and operation. */
+/** The parts of a published Event Grid event the bench rewrites. */
+interface PublishedEvent {
+  id: string;
+  subject: string;
+  topic: string;
+  data: {
+    resourceUri: string;
+    operationName: string;
+    resourceProvider: string;
+    subscriptionId: string;
+    authorization?: { scope: string; action: string };
+    httpRequest?: { url: string };
+  };
+}
+
 function armEvent(verb: 'write' | 'delete', operationName: string, resourceId: string, id: string): unknown {
   const published = publishedSample<unknown[]>(
     verb === 'write' ? 'eventgrid/eventgrid-schema/subscription_ResourceWriteSuccess.json' : 'eventgrid/eventgrid-schema/subscription_ResourceDeleteSuccess.json',
   );
-  const e = structuredClone(published[0]) as Record<string, any>;
+  // publishedSample returns a fresh copy: the event is rewritten in place.
+  const e = published[0] as PublishedEvent;
   const sub = resourceId.split('/')[2];
   e.id = id;
   e.subject = resourceId;
@@ -374,7 +390,7 @@ export function parseBenchArgs(argv: string[]): { json: boolean; help: boolean; 
       },
     }));
   } catch (err) {
-    throw new Error(`bench: ${(err as Error).message}\n${BENCH_USAGE}`);
+    throw new Error(`bench: ${(err as Error).message}\n${BENCH_USAGE}`, { cause: err });
   }
   const num = (name: string, def: number, min = 0) => {
     const v = values[name];

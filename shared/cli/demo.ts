@@ -85,9 +85,14 @@ export async function runDemo(io: CliIo, opts: { json: boolean }): Promise<numbe
   }
 }
 
+/** The parts of a published Event Grid event the demo rewrites. */
+interface PublishedEvent {
+  data: Record<string, unknown> & { authorization: Record<string, unknown>; claims: Record<string, unknown> };
+}
+
 /** A published Event Grid sample (subscription topic), rewritten to point at a sandbox resource. */
 function demoEvent(eventType: string, operationName: string, resourceId: string, id: string): Record<string, unknown> {
-  const sample = publishedSample<Array<Record<string, any>>>('eventgrid/eventgrid-schema/subscription_ResourceDeleteSuccess.json')[0];
+  const sample = publishedSample<PublishedEvent[]>('eventgrid/eventgrid-schema/subscription_ResourceDeleteSuccess.json')[0];
   const subscriptionId = resourceId.split('/')[2];
   return {
     ...sample,

@@ -78,6 +78,8 @@ beforeAll(async () => {
   resetFunctionRuntime();
   // Loading the function modules registers them, as the worker's startup does.
   for (const name of ['dailySweep', 'deliverNotices', 'onResourceEvent', 'sweepSubscription', 'teamsMessages', 'verifyClusterUpdates']) {
+    // By name, as the worker loads what package.json `main` matches.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
     require(`../../functions/${name}`);
   }
 });
