@@ -25,7 +25,7 @@ import { ConfigError } from '../config';
 import type { SecurityRuleProperties } from './armTypes';
 import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmSecurityRule, ArmVirtualNetwork } from './armTypes';
 import { ArmError, RETRYABLE_CODES, VerificationError, classifyError, isRetryableStatus } from './errors';
-import { lastSegment, parentId, parseResourceId, resourceGroupOf, subscriptionOf } from './ids';
+import { lastSegment, parseResourceId, resourceGroupOf, subscriptionOf } from './ids';
 import { subscriptionScopePolicy } from './scope';
 import type { Inventory } from './topology';
 
@@ -697,11 +697,6 @@ function getPath(value: unknown, path: string[]): unknown {
   let node = value;
   for (const key of path) node = node === null || node === undefined ? undefined : (node as Record<string, unknown>)[key];
   return node;
-}
-
-/** The NSG that a rule id belongs to. */
-export function nsgOfRule(ruleId: string): string {
-  return parentId(ruleId);
 }
 
 export { parseResourceId };

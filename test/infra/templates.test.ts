@@ -217,7 +217,8 @@ describe('settings', () => {
     expect(settings.mode).toBe('report');
     expect(settings.armEndpoint).toBe('https://management.azure.com');
     expect(settings.maxWritesPerRun).toBe(20);
-    expect(settings.sweepSchedule).toBe('0 0 6 * * *');
+    // The schedule is read by the Functions host (%AKS_NETGUARD_SWEEP_SCHEDULE% in dailySweep), not by the code.
+    expect(defaultOf('sweepSchedule')).toBe('0 0 6 * * *');
     expect(settings.controlModes).toEqual({});
   });
 
