@@ -3,8 +3,8 @@
 // ARM examples through the sandbox's builders. A fleet without drift makes the lower bound of ARM
 // calls exact: one page per list, three lists per subscription.
 import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmVirtualNetwork } from '../shared/azure/armTypes';
-import type { ArmSandbox } from '../shared/sandbox/armServer';
-import { clusterFromFixture, istioServiceMeshProfile, netGuardSshDenyRule, nsgFromFixture, vnetWithSubnets } from '../shared/sandbox/fleet';
+import type { ArmSandbox } from '../testkit/armServer';
+import { clusterFromFixture, istioServiceMeshProfile, netGuardSshDenyRule, nsgFromFixture, vnetWithSubnets } from '../testkit/fleet';
 
 export interface SyntheticFleet {
   subscriptions: string[];

@@ -23,10 +23,10 @@ import { Engine } from '../shared/engine/engine';
 import { processEventBatch } from '../shared/events/handler';
 import { parseEvents } from '../shared/events/parse';
 import type { Runtime } from '../shared/runtime';
-import { ArmSandbox } from '../shared/sandbox/armServer';
-import { startAzurite } from '../shared/store/azuriteProcess';
+import { ArmSandbox } from '../testkit/armServer';
+import { startAzurite } from '../testkit/azuriteProcess';
 import { TableStateStore } from '../shared/store/tables';
-import { loadAzureFixture } from '../shared/sandbox/fleet';
+import { publishedSample } from '../testkit/samples';
 import { sweepOneSubscription } from '../shared/sweep/fanout';
 import { benchSubscriptionId, listPagesNeeded, seedCompliantCluster, seedCompliantFleet, type SyntheticFleet } from './fleet';
 import { parseArgs } from 'node:util';
@@ -107,9 +107,27 @@ class ArmBusyClock {
 // ---------------------------------------------------------------- the event path
 
 /** A published ResourceWriteSuccess / ResourceDeleteSuccess event pointed at another resource and operation. */
+/** The parts of a published Event Grid event the bench rewrites. */
+interface PublishedEvent {
+  id: string;
+  subject: string;
+  topic: string;
+  data: {
+    resourceUri: string;
+    operationName: string;
+    resourceProvider: string;
+    subscriptionId: string;
+    authorization?: { scope: string; action: string };
+    httpRequest?: { url: string };
+  };
+}
+
 function armEvent(verb: 'write' | 'delete', operationName: string, resourceId: string, id: string): unknown {
-  const published = loadAzureFixture<unknown[]>(`eventgrid/eventgrid-schema/subscription_Resource${verb === 'write' ? 'Write' : 'Delete'}Success.json`);
-  const e = structuredClone(published[0]) as Record<string, any>;
+  const published = publishedSample<unknown[]>(
+    verb === 'write' ? 'eventgrid/eventgrid-schema/subscription_ResourceWriteSuccess.json' : 'eventgrid/eventgrid-schema/subscription_ResourceDeleteSuccess.json',
+  );
+  // publishedSample returns a fresh copy: the event is rewritten in place.
+  const e = published[0] as PublishedEvent;
   const sub = resourceId.split('/')[2];
   e.id = id;
   e.subject = resourceId;
@@ -372,7 +390,7 @@ export function parseBenchArgs(argv: string[]): { json: boolean; help: boolean; 
       },
     }));
   } catch (err) {
-    throw new Error(`bench: ${(err as Error).message}\n${BENCH_USAGE}`);
+    throw new Error(`bench: ${(err as Error).message}\n${BENCH_USAGE}`, { cause: err });
   }
   const num = (name: string, def: number, min = 0) => {
     const v = values[name];

@@ -23,9 +23,9 @@ import { lastSegment } from '../shared/azure/ids';
 import { loadSettings } from '../shared/config';
 import { Engine } from '../shared/engine/engine';
 import type { Notice } from '../shared/notify/types';
-import { ArmSandbox } from '../shared/sandbox/armServer';
-import { NETGUARD_SSH_RULE_NAME, httpApplicationRoutingAddons, seedDriftedFleet } from '../shared/sandbox/fleet';
-import { startAzurite } from '../shared/store/azuriteProcess';
+import { ArmSandbox } from '../testkit/armServer';
+import { NETGUARD_SSH_RULE_NAME, httpApplicationRoutingAddons, seedDriftedFleet } from '../testkit/fleet';
+import { startAzurite } from '../testkit/azuriteProcess';
 import { TableStateStore } from '../shared/store/tables';
 import { buildApprovalCard, buildRemediationCard, type AdaptiveCard } from '../shared/teams/cards';
 import { TeamsTables } from '../shared/teams/channels';
@@ -248,6 +248,8 @@ function teamsMarkdown(source: string): string {
     s = s.replace(/\[([^\]]+)\]\(([^)\s]+)\)/g, '<a href="$2">$1</a>');
     s = s.replace(/\*\*([^*]+)\*\*/g, '<strong>$1</strong>');
     s = s.replace(/(^|[\s(])[*_]([^*_]+)[*_](?=$|[\s).,:;])/g, '$1<em>$2</em>');
+    // NUL brackets the placeholders above: a character no card text contains.
+    // eslint-disable-next-line no-control-regex
     return s.replace(/\u0000(\d+)\u0000/g, (_m, i: string) => html(escaped[Number(i)]));
   };
   const lines = source.split('\n');

@@ -25,7 +25,6 @@ export interface Settings {
   approvers: string[];
   bot: { appId?: string; tenantId?: string; appType?: string; appPassword?: string };
   storageConnection?: string;
-  sweepSchedule: string;
   flap: { count: number; windowMinutes: number };
   approvalTtlHours: number;
   /** AKS_NETGUARD_ARM_TIMEOUT_SECONDS: how long one try of one ARM request may take. */
@@ -192,7 +191,6 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       appPassword: blank('MicrosoftAppPassword'),
     },
     storageConnection: blank('AzureWebJobsStorage'),
-    sweepSchedule: blank('AKS_NETGUARD_SWEEP_SCHEDULE') ?? '0 0 6 * * *',
     flap: {
       count: parsed.data.AKS_NETGUARD_FLAP_COUNT,
       windowMinutes: parsed.data.AKS_NETGUARD_FLAP_WINDOW_MINUTES,

@@ -80,15 +80,6 @@ export function initTelemetry(options: InitTelemetryOptions = {}): boolean {
   return true;
 }
 
-/** Flushes and stops the SDK started by initTelemetry (tests, the CLI before exit). */
-export async function shutdownTelemetry(): Promise<void> {
-  if (!initialized) return;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { shutdownAzureMonitor } = require('@azure/monitor-opentelemetry') as typeof import('@azure/monitor-opentelemetry');
-  await shutdownAzureMonitor();
-  initialized = false;
-}
-
 /**
  * `ClientId=<guid>;Authorization=AAD` → a managed identity credential for that client id;
  * `Authorization=AAD` alone → the system-assigned identity; anything else → undefined (key-based).

@@ -5,7 +5,7 @@
 // A write whose answer was lost is settled here by re-reading, so callers hear the truth about it.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { ContainerServiceClient } from '@azure/arm-containerservice';
-import { NetworkManagementClient } from '@azure/arm-network';
+import { NetworkManagementClient, type SecurityRule as SdkSecurityRule } from '@azure/arm-network';
 import { SubscriptionClient } from '@azure/arm-resources-subscriptions';
 import type { TokenCredential } from '@azure/core-auth';
 import {
@@ -25,7 +25,7 @@ import { ConfigError } from '../config';
 import type { SecurityRuleProperties } from './armTypes';
 import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmSecurityRule, ArmVirtualNetwork } from './armTypes';
 import { ArmError, RETRYABLE_CODES, VerificationError, classifyError, isRetryableStatus } from './errors';
-import { lastSegment, parentId, parseResourceId, resourceGroupOf, subscriptionOf } from './ids';
+import { lastSegment, parseResourceId, resourceGroupOf, subscriptionOf } from './ids';
 import { subscriptionScopePolicy } from './scope';
 import type { Inventory } from './topology';
 
@@ -35,6 +35,12 @@ const SANDBOX_TOKEN = 'netguard-sandbox-token';
 const callScope = new AsyncLocalStorage<ArmCallCounter>();
 /** Set around one logical write: the retry policy notes whether any try's answer was lost or accepted. */
 const writeScope = new AsyncLocalStorage<WriteWatch>();
+/**
+ * A raw ARM response body: JSON whose shape the caller knows (the resource type it asked for) and
+ * reads field by field; the typed SDK operations are used where the SDK has them.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type ArmJson = any;
 
 interface WriteWatch {
   /** A write try ended without a definite answer (timeout, reset, 5xx): Azure may have applied it. */
@@ -286,7 +292,7 @@ export class ArmGateway {
     apiVersion: string,
     pipeline: Pipeline,
     opts: { body?: unknown; headers?: Record<string, string> } = {},
-  ): Promise<{ status: number; body: any; headers: Record<string, string> }> {
+  ): Promise<{ status: number; body: ArmJson; headers: Record<string, string> }> {
     const url = this.url(pathOrUrl, apiVersion);
     const headers = createHttpHeaders({ accept: 'application/json', ...(opts.headers ?? {}) });
     if (opts.body !== undefined) headers.set('content-type', 'application/json');
@@ -298,7 +304,7 @@ export class ArmGateway {
       allowInsecureConnection: this.kind === 'sandbox',
     });
     const response = await pipeline.sendRequest(this.httpClient, request);
-    let body: any;
+    let body: ArmJson;
     if (response.bodyAsText) {
       try {
         body = JSON.parse(response.bodyAsText);
@@ -397,7 +403,7 @@ export class ArmGateway {
     try {
       // The poller ends with a GET of the rule: that read-back is what the engine verifies.
       const written = await writeScope.run(watch, () =>
-        client.securityRules.createOrUpdate(resourceGroupOf(nsgId), lastSegment(nsgId), ruleName, { name: ruleName, ...props } as any, {
+        client.securityRules.createOrUpdate(resourceGroupOf(nsgId), lastSegment(nsgId), ruleName, { name: ruleName, ...props } as unknown as SdkSecurityRule, {
           requestOptions: { headers: conditional },
           updateIntervalInMs: this.pollIntervalMs,
           // The SDK's poller would wait for an operation that never ends; this one ends (re-read below).
@@ -688,14 +694,9 @@ function canonical(v: unknown): unknown {
 }
 
 function getPath(value: unknown, path: string[]): unknown {
-  let node: any = value;
-  for (const key of path) node = node?.[key];
+  let node = value;
+  for (const key of path) node = node === null || node === undefined ? undefined : (node as Record<string, unknown>)[key];
   return node;
-}
-
-/** The NSG that a rule id belongs to. */
-export function nsgOfRule(ruleId: string): string {
-  return parentId(ruleId);
 }
 
 export { parseResourceId };

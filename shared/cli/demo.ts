@@ -5,13 +5,14 @@ import { ArmGateway } from '../azure/arm';
 import { lastSegment } from '../azure/ids';
 import { loadSettings } from '../config';
 import { Engine } from '../engine/engine';
-import { ArmSandbox } from '../sandbox/armServer';
-import { loadAzureFixture, seedDriftedFleet } from '../sandbox/fleet';
+import { ArmSandbox } from '../../testkit/armServer';
+import { seedDriftedFleet } from '../../testkit/fleet';
+import { publishedSample } from '../../testkit/samples';
 import { MANAGED_SSH_RULE_NAME } from '../controls/nodeSshDeny';
 import { processEventBatch } from '../events/handler';
 import { parseEvents } from '../events/parse';
 import type { Runtime } from '../runtime';
-import { startAzurite } from '../store/azuriteProcess';
+import { startAzurite } from '../../testkit/azuriteProcess';
 import { TableStateStore } from '../store/tables';
 import type { RunReport } from '../types';
 import { formatReport } from './format';
@@ -84,9 +85,14 @@ export async function runDemo(io: CliIo, opts: { json: boolean }): Promise<numbe
   }
 }
 
+/** The parts of a published Event Grid event the demo rewrites. */
+interface PublishedEvent {
+  data: Record<string, unknown> & { authorization: Record<string, unknown>; claims: Record<string, unknown> };
+}
+
 /** A published Event Grid sample (subscription topic), rewritten to point at a sandbox resource. */
 function demoEvent(eventType: string, operationName: string, resourceId: string, id: string): Record<string, unknown> {
-  const sample = loadAzureFixture<Array<Record<string, any>>>('eventgrid/eventgrid-schema/subscription_ResourceDeleteSuccess.json')[0];
+  const sample = publishedSample<PublishedEvent[]>('eventgrid/eventgrid-schema/subscription_ResourceDeleteSuccess.json')[0];
   const subscriptionId = resourceId.split('/')[2];
   return {
     ...sample,

@@ -337,6 +337,8 @@ export function loadRegisteredFunctions(dir: string, log: (line: string) => void
     return id === '@azure/functions-core' ? coreApi : original.call(this, id);
   };
   try {
+    // By file name, as the worker loads what package.json `main` matches.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
     for (const file of readdirSync(dir).filter((f) => f.endsWith('.js')).sort()) require(join(dir, file));
   } finally {
     // @azure/functions keeps the core module it got; nothing else should see the stand-in.

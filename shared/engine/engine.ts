@@ -17,7 +17,7 @@ import { StorageUnavailableError, type ApprovalRecord, type StateStore } from '.
 import { summarize, type ControlId, type Finding, type FindingAction, type FindingStatus, type Mode, type RunReport } from '../types';
 import { recordFindings } from '../telemetry';
 import { resolveMode } from './modes';
-import { affectedResourceOf, observeFromCache, type Observed } from './observe';
+import { affectedResourceOf, observeFromCache, type AffectedResource, type Observed } from './observe';
 import { VERIFY_DELAY_SECONDS, type DeferredUpdateSink, type PendingClusterUpdate } from './deferred';
 import { cacheEntriesOf, type TopologyCacheStore } from '../azure/topologyCache';
 import { StoreError } from '../store/tables';
@@ -162,18 +162,21 @@ export class Engine {
    * Reconciles what one resource can affect: a cluster (every control), or an NSG, subnet or VNet
    * (node-ssh-deny of the clusters behind it). Unknown resources lead to an empty report.
    */
-  async reconcile(resourceId: string, options: RunOptions = {}): Promise<RunReport> {
-    return (await this.reconcileDetailed(resourceId, options)).report;
+  async reconcile(resource: string | AffectedResource, options: RunOptions = {}): Promise<RunReport> {
+    return (await this.reconcileDetailed(resource, options)).report;
   }
 
   /** reconcile(), plus the first retryable failure (a 5xx or 429 on a write) so an event can be redelivered. */
-  async reconcileDetailed(resourceId: string, options: RunOptions = {}): Promise<{ report: RunReport; retryable?: Error; storageFailure?: Error }> {
+  async reconcileDetailed(resource: string | AffectedResource, options: RunOptions = {}): Promise<{ report: RunReport; retryable?: Error; storageFailure?: Error }> {
     const run = new Run(this.storageFailures, options.runId);
+    // An event's route names the resource and its kind; a bare id (CLI, scripts) is classified here.
+    const what = typeof resource === 'string' ? affectedResourceOf(resource) : resource;
+    const resourceId = typeof resource === 'string' ? resource : resource.id;
     const cache = this.deps.topologyCache;
     let fromCache: Observed | undefined;
-    if (cache) {
+    if (cache && what) {
       try {
-        fromCache = await observeFromCache(this.deps.arm, cache, resourceId);
+        fromCache = await observeFromCache(this.deps.arm, cache, what);
       } catch (err) {
         if (!(err instanceof StoreError)) throw err;
         this.deps.warn?.(`The topology cache could not answer, reading the whole subscription: ${describeError(err)}`);
@@ -188,7 +191,7 @@ export class Engine {
     const inventory = await this.deps.arm.readInventory(sub);
     await this.refreshCache(sub, inventory);
     const topology = new TopologyIndex(inventory);
-    const scope = clustersAffectedBy(resourceId, topology);
+    const scope = clustersAffectedBy(what, topology);
     await this.judgeClusters(run, inventory, scope.clusters, options, scope.onlyNodeSsh ? ['node-ssh-deny'] : undefined, topology);
     return this.outcomeOf(run);
   }
@@ -763,8 +766,7 @@ export class Engine {
 }
 
 /** The clusters a resource can affect, and whether only node-ssh-deny is concerned. */
-export function clustersAffectedBy(resourceId: string, topology: TopologyIndex): { clusters: ArmManagedCluster[]; onlyNodeSsh: boolean } {
-  const what = affectedResourceOf(resourceId);
+export function clustersAffectedBy(what: AffectedResource | undefined, topology: TopologyIndex): { clusters: ArmManagedCluster[]; onlyNodeSsh: boolean } {
   const clusters = topology.inventory.clusters;
   if (!what) return { clusters: [], onlyNodeSsh: true };
   const id = idKey(what.id);
@@ -798,11 +800,11 @@ function withRule(observation: ClusterObservation, nsgId: string, rule: ArmSecur
   return { ...observation, topology: new TopologyIndex({ ...inv, nsgs }) };
 }
 
-function setPath(target: Record<string, any>, path: string[], value: unknown): void {
+function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
   let node = target;
   for (const key of path.slice(0, -1)) {
     if (node[key] === undefined || node[key] === null) node[key] = {};
-    node = node[key];
+    node = node[key] as Record<string, unknown>;
   }
   node[path[path.length - 1]] = value;
 }

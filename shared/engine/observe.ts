@@ -14,6 +14,7 @@ import {
   type CachedSubnet,
   type TopologyCacheStore,
 } from '../azure/topologyCache';
+import type { ReconcileTarget } from '../events/route';
 
 export interface Observed {
   inventory: Inventory;
@@ -26,10 +27,17 @@ export interface Observed {
   targets?: Set<string>;
 }
 
-type Kind = 'cluster' | 'nsg' | 'subnet' | 'vnet';
+/** The resource to reconcile and its kind: what an event's route names (ReconcileRoute). */
+export interface AffectedResource {
+  kind: ReconcileTarget;
+  id: string;
+}
 
-/** The resource an id concerns for reconciling: a rule → its NSG, an agent pool → its cluster. */
-export function affectedResourceOf(resourceId: string): { kind: Kind; id: string } | undefined {
+/**
+ * The resource an id concerns for reconciling, for callers that have only an id (the CLI, scripts):
+ * a rule → its NSG, an agent pool → its cluster. An event's route already names it (no regex twice).
+ */
+export function affectedResourceOf(resourceId: string): AffectedResource | undefined {
   const id = resourceId.replace(/\/+$/, '');
   const m = (re: RegExp) => re.exec(id)?.[1];
   const cluster = m(/^(.*\/providers\/microsoft\.containerservice\/managedclusters\/[^/]+)/i);
@@ -109,9 +117,7 @@ async function neighboursBehind(
 }
 
 /** undefined: the cache cannot answer; read the whole subscription instead. */
-export async function observeFromCache(arm: ArmGateway, cache: TopologyCacheStore, resourceId: string): Promise<Observed | undefined> {
-  const what = affectedResourceOf(resourceId);
-  if (!what) return undefined;
+export async function observeFromCache(arm: ArmGateway, cache: TopologyCacheStore, what: AffectedResource): Promise<Observed | undefined> {
   if (!(await cache.hasTopology(subscriptionOf(what.id)))) return undefined;
 
   if (what.kind === 'cluster') {

@@ -77,8 +77,8 @@ function judgeSecurityRule(plan: SecurityRuleChange, state: GateState): GateVerd
 }
 
 function valueAt(target: unknown, path: readonly string[]): unknown {
-  let node: any = target;
-  for (const key of path) node = node?.[key];
+  let node = target;
+  for (const key of path) node = node === null || node === undefined ? undefined : (node as Record<string, unknown>)[key];
   return node;
 }
 

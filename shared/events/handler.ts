@@ -117,14 +117,14 @@ export async function processEventBatch(batch: EventBatchInput, runtime: Runtime
   }
 
   for (const group of byTarget.values()) {
-    const resourceId = group[0].route.resourceId;
+    const { resourceId, target } = group[0].route;
     let armCalls = 0;
     const changedBy = group.map((w) => callerName(w.event)).find(Boolean);
     let outcome: EventLogLine['outcome'] = 'reconciled';
     let reason: string | undefined;
     let reconciled: string[] = [];
     try {
-      const counted = await arm.countCalls(() => engine.reconcileDetailed(resourceId, { cliMode: options.cliMode, changedBy, runId: group.map((w) => w.event.id).join(',') }));
+      const counted = await arm.countCalls(() => engine.reconcileDetailed({ kind: target, id: resourceId }, { cliMode: options.cliMode, changedBy, runId: group.map((w) => w.event.id).join(',') }));
       armCalls = counted.calls.total;
       const { report, retryable } = counted.result;
       if (retryable) {

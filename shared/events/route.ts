@@ -4,7 +4,7 @@
 
 import type { NetGuardEvent } from './parse';
 import { HANDLED_EVENT_TYPES, routedKindOf, type RoutedKind } from './operations';
-import { idKey, parentId, resourceIdShapeProblem, resourceTypeOf } from '../azure/ids';
+import { parentId, resourceIdShapeProblem, resourceTypeOf } from '../azure/ids';
 import { inScope } from '../azure/scope';
 
 export type ReconcileTarget = 'nsg' | 'subnet' | 'vnet' | 'cluster';
@@ -99,24 +99,6 @@ export function isOwnWrite(e: NetGuardEvent, principalId: string | undefined): b
   const own = principalId?.trim().toLowerCase();
   if (!own) return false;
   return [e.caller.objectId, e.caller.principalId].some((id) => id?.trim().toLowerCase() === own);
-}
-
-/**
- * One reconcile per resource for a batch: several events for one NSG (a burst of rule edits) lead to a
- * single re-read. Ids compare case-insensitively; the first spelling and first-seen order are kept.
- * `deleted` stays true only when every event says so: a delete and a re-create arriving together (in
- * either order) must re-read the resource, not assume it gone.
- */
-export function coalesceRoutes(routes: readonly Route[]): ReconcileRoute[] {
-  const byKey = new Map<string, ReconcileRoute>();
-  for (const r of routes) {
-    if (r.kind !== 'reconcile') continue;
-    const key = `${r.target}|${idKey(r.resourceId)}`;
-    const seen = byKey.get(key);
-    if (seen) seen.deleted = seen.deleted && r.deleted;
-    else byKey.set(key, { ...r });
-  }
-  return [...byKey.values()];
 }
 
 function ignore(reason: IgnoreReason, detail: string): IgnoreRoute {

@@ -404,7 +404,7 @@ export function compareNsgAccess(
     for (const dstTruths of subsets(dstAtoms)) {
       const boxes = (rules: Compiled[]) => rules.map((r) => ({ allow: r.access === 'Allow', boxes: boxesOf(r, srcTruths, dstTruths, context, icmpBit) }));
       // Outside the flows of the changed rules, both lists decide alike: compare only inside them.
-      let region: Box[] = [];
+      const region: Box[] = [];
       for (const r of touched) for (const box of boxesOf(r, srcTruths, dstTruths, context, icmpBit)) region.push(...subtractAll([box], region));
       if (region.length === 0) continue;
       const assumptions = [...describeTruths('source', srcAtoms, srcTruths), ...describeTruths('destination', dstAtoms, dstTruths)];

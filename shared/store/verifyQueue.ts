@@ -1,13 +1,9 @@
 // The `netguard-verify` Storage queue: started cluster updates waiting to be verified.
 import type { QueueClient } from '@azure/storage-queue';
 import type { DeferredUpdateSink, PendingClusterUpdate } from '../engine/deferred';
-import { decodeQueueJson, encodeQueueJson, JsonQueue, queueClientFromEnvironment } from './queues';
+import { decodeQueueJson, JsonQueue, queueClientFromEnvironment } from './queues';
 
 export const VERIFY_QUEUE = 'netguard-verify';
-
-export function encodePendingUpdate(update: PendingClusterUpdate): string {
-  return encodeQueueJson(update);
-}
 
 export function decodePendingUpdate(message: unknown): PendingClusterUpdate {
   const u = decodeQueueJson(message) as Partial<PendingClusterUpdate> | null;

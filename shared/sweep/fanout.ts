@@ -164,7 +164,7 @@ export async function handleSweepMessage(raw: unknown, invocation: QueueInvocati
     : scopeErrors(subscriptionId, detail);
   const report: RunReport = { findings, summary: summarize(findings, sweep?.report.summary.resources ?? 0) };
   await deps.runs.finishSubscription(runId, subscriptionId, { state: 'failed', report, attempts: attempt, detail, at: clock() });
-  let completedRun = false;
+  let completedRun: boolean;
   try {
     completedRun = await completeRunIfFinished(runId, claimant, deps);
   } finally {

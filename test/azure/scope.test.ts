@@ -5,8 +5,8 @@ import { randomUUID } from 'node:crypto';
 import type { ArmManagedCluster } from '../../shared/azure/armTypes';
 import { OutOfScopeError, outOfScopeReason } from '../../shared/azure/scope';
 import { createRuntime } from '../../shared/runtime';
-import type { ArmSandbox } from '../../shared/sandbox/armServer';
-import { seedDriftedFleet, type SeededFleet } from '../../shared/sandbox/fleet';
+import type { ArmSandbox } from '../../testkit/armServer';
+import { seedDriftedFleet, type SeededFleet } from '../../testkit/fleet';
 import { startSandbox } from '../helpers/sandboxEnv';
 
 const IN = '11111111-2222-4333-8444-555555555555';

@@ -3,8 +3,8 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { ArmSandbox } from '../../shared/sandbox/armServer';
-import { NETGUARD_SSH_RULE_NAME, seedDriftedFleet, type SeededFleet } from '../../shared/sandbox/fleet';
+import type { ArmSandbox } from '../../testkit/armServer';
+import { NETGUARD_SSH_RULE_NAME, seedDriftedFleet, type SeededFleet } from '../../testkit/fleet';
 import { CONTROL_IDS, type RunReport } from '../../shared/types';
 import { findingsOf, sshDecisionInSandbox, startSandbox, writesTo } from '../helpers/sandboxEnv';
 

@@ -3,8 +3,8 @@
 import { randomUUID } from 'node:crypto';
 import { runCli } from '../../shared/cli/main';
 import { startLocalServer, type LocalServer } from '../../shared/cli/serve';
-import type { ArmSandbox } from '../../shared/sandbox/armServer';
-import type { SeededFleet } from '../../shared/sandbox/fleet';
+import type { ArmSandbox } from '../../testkit/armServer';
+import type { SeededFleet } from '../../testkit/fleet';
 import type { TableStateStore } from '../../shared/store/tables';
 import { sampleEvent, sampleText } from '../events/eventSamples';
 import { useAzurite } from '../helpers/azurite';

@@ -8,8 +8,8 @@ import { spawn, execFile, execFileSync, type ChildProcessWithoutNullStreams } fr
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ArmManagedCluster } from '../../shared/azure/armTypes';
-import type { ArmSandbox } from '../../shared/sandbox/armServer';
-import { seedDriftedFleet, type SeededFleet } from '../../shared/sandbox/fleet';
+import type { ArmSandbox } from '../../testkit/armServer';
+import { seedDriftedFleet, type SeededFleet } from '../../testkit/fleet';
 import type { ApprovalActionData } from '../../shared/teams/cards';
 import { useAzurite } from '../helpers/azurite';
 import { startSandbox } from '../helpers/sandboxEnv';

@@ -2,8 +2,8 @@
 // the ARM sandbox seeded with the drifted fleet. Checks the DESIGN.md --json contract, exit codes,
 // where subscriptions come from, and the table layout.
 import { runCli } from '../../shared/cli/main';
-import type { ArmSandbox } from '../../shared/sandbox/armServer';
-import { seedDriftedFleet, type SeededFleet } from '../../shared/sandbox/fleet';
+import type { ArmSandbox } from '../../testkit/armServer';
+import { seedDriftedFleet, type SeededFleet } from '../../testkit/fleet';
 import { CONTROL_IDS, type RunReport } from '../../shared/types';
 import { findingsOf, isWrite, startSandbox } from '../helpers/sandboxEnv';
 

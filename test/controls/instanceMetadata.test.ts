@@ -3,7 +3,7 @@ import { instanceMetadata, needsKubernetesObjects, type InstanceMetadataObservat
 import type { KubeNetworkPolicyChange, NoPlan } from '../../shared/controls/types';
 import { KubeAccessError, type KubeObservation } from '../../shared/kube/access';
 import { OWN_POLICY_NAME, judgeNamespace, ownPolicyObject, parseNetworkPolicy, type ObservedPolicy } from '../../shared/kube/networkPolicy';
-import { clusterFromFixture } from '../../shared/sandbox/fleet';
+import { clusterFromFixture } from '../../testkit/fleet';
 
 function cluster(networkProfile: Record<string, unknown> = { networkPlugin: 'azure', networkPolicy: 'calico' }): ArmManagedCluster {
   return clusterFromFixture({

@@ -7,8 +7,8 @@ import { ArmGateway } from '../../shared/azure/arm';
 import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmSecurityRule } from '../../shared/azure/armTypes';
 import { Engine } from '../../shared/engine/engine';
 import type { DeferredUpdateSink, PendingClusterUpdate } from '../../shared/engine/deferred';
-import type { ArmSandbox } from '../../shared/sandbox/armServer';
-import { NETGUARD_SSH_RULE_NAME, securityRule, seedDriftedFleet, type SeededCluster, type SeededFleet } from '../../shared/sandbox/fleet';
+import type { ArmSandbox } from '../../testkit/armServer';
+import { NETGUARD_SSH_RULE_NAME, securityRule, seedDriftedFleet, type SeededCluster, type SeededFleet } from '../../testkit/fleet';
 import { CONTROL_IDS } from '../../shared/types';
 import { clusterIn, engineFor, findingsOf, onlyFinding, settingsFor, sshDecisionInSandbox, startSandbox, writesTo } from '../helpers/sandboxEnv';
 

@@ -1,7 +1,7 @@
 // The engine with real state (Azurite): the write cap, baselines, approvals executed later, and a
 // topology where two clusters share one NSG. Through the real SDK clients against the ARM sandbox.
 import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmSecurityRule } from '../../shared/azure/armTypes';
-import type { ArmSandbox } from '../../shared/sandbox/armServer';
+import type { ArmSandbox } from '../../testkit/armServer';
 import {
   clusterFromFixture,
   NETGUARD_SSH_RULE_NAME,
@@ -11,7 +11,7 @@ import {
   vnetWithSubnets,
   type SeededCluster,
   type SeededFleet,
-} from '../../shared/sandbox/fleet';
+} from '../../testkit/fleet';
 import { approvalIdFor } from '../../shared/store/types';
 import { useAzurite } from '../helpers/azurite';
 import { clusterIn, engineFor, findingsOf, freshStore, onlyFinding, sshDecisionInSandbox, startSandbox, writesTo } from '../helpers/sandboxEnv';

@@ -4,8 +4,8 @@
 import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmSecurityRule } from '../../shared/azure/armTypes';
 import type { SecurityRuleChange } from '../../shared/controls/types';
 import { AddressSet } from '../../shared/net/addressSet';
-import type { ArmSandbox } from '../../shared/sandbox/armServer';
-import { NETGUARD_SSH_RULE_NAME, seedDriftedFleet, type SeededCluster, type SeededFleet } from '../../shared/sandbox/fleet';
+import type { ArmSandbox } from '../../testkit/armServer';
+import { NETGUARD_SSH_RULE_NAME, seedDriftedFleet, type SeededCluster, type SeededFleet } from '../../testkit/fleet';
 import { CONTROL_IDS, type RunReport } from '../../shared/types';
 import { useAzurite } from '../helpers/azurite';
 import {

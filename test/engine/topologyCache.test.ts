@@ -3,8 +3,8 @@
 // verdicts as a full read of the subscription.
 import { Engine } from '../../shared/engine/engine';
 import type { ArmNetworkSecurityGroup } from '../../shared/azure/armTypes';
-import type { ArmSandbox } from '../../shared/sandbox/armServer';
-import { NETGUARD_SSH_RULE_NAME, seedDriftedFleet, vnetWithSubnets, clusterFromFixture, type SeededCluster, type SeededFleet } from '../../shared/sandbox/fleet';
+import type { ArmSandbox } from '../../testkit/armServer';
+import { NETGUARD_SSH_RULE_NAME, seedDriftedFleet, vnetWithSubnets, clusterFromFixture, type SeededCluster, type SeededFleet } from '../../testkit/fleet';
 import type { TableStateStore } from '../../shared/store/tables';
 import type { Finding } from '../../shared/types';
 import { useAzurite } from '../helpers/azurite';

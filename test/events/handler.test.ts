@@ -5,8 +5,8 @@ import type { ArmManagedCluster, ArmVirtualNetwork } from '../../shared/azure/ar
 import { processEventBatch, type EventBatchOutcome } from '../../shared/events/handler';
 import { parseEvents } from '../../shared/events/parse';
 import type { Runtime } from '../../shared/runtime';
-import type { ArmSandbox } from '../../shared/sandbox/armServer';
-import { securityRule, type SeededFleet } from '../../shared/sandbox/fleet';
+import type { ArmSandbox } from '../../testkit/armServer';
+import { securityRule, type SeededFleet } from '../../testkit/fleet';
 import type { TableStateStore } from '../../shared/store/tables';
 import type { Finding } from '../../shared/types';
 import { useAzurite } from '../helpers/azurite';

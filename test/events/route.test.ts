@@ -1,5 +1,5 @@
 import { parseEvents, type NetGuardEvent } from '../../shared/events/parse';
-import { coalesceRoutes, routeEvent, type Route } from '../../shared/events/route';
+import { routeEvent, type Route } from '../../shared/events/route';
 import { ROUTED_OPERATIONS } from '../../shared/events/operations';
 import {
   armEvent,
@@ -159,47 +159,6 @@ describe('hand-built events the parser would have rejected', () => {
     const mismatched: NetGuardEvent = { ...e, operationName: 'Microsoft.Network/networkSecurityGroups/securityRules/write' };
     expect(routeEvent(mismatched, {})).toMatchObject({ kind: 'ignore', reason: 'resource-mismatch' });
     expect(routeEvent({ ...e, resourceId: 'nsg1' }, {})).toMatchObject({ kind: 'ignore', reason: 'resource-mismatch' });
-  });
-});
-
-describe('coalescing a batch', () => {
-  it('reconciles one NSG once for a burst of rule and NSG events, ids compared case-insensitively', () => {
-    const raws = [
-      armEvent({ verb: 'write', id: 'e1', operationName: 'Microsoft.Network/networkSecurityGroups/securityRules/write', resourceId: RULE_ID }),
-      armEvent({ verb: 'delete', id: 'e2', operationName: 'Microsoft.Network/networkSecurityGroups/securityRules/delete', resourceId: `${NSG_ID}/securityRules/other-rule` }),
-      armEvent({ verb: 'write', id: 'e3', schema: 'cloudevents', operationName: 'Microsoft.Network/networkSecurityGroups/write', resourceId: NSG_ID.toLowerCase() }),
-      armEvent({ verb: 'write', id: 'e4', operationName: 'Microsoft.ContainerService/managedClusters/agentPools/write', resourceId: POOL_ID }),
-      armEvent({ verb: 'write', id: 'e5', operationName: 'Microsoft.ContainerService/managedClusters/write', resourceId: CLUSTER_ID }),
-      sampleEvent('eventgrid-schema/subscription_ResourceWriteSuccess.json'),
-      armEvent({ verb: 'write', id: 'e7', operationName: 'Microsoft.Network/virtualNetworks/subnets/write', resourceId: SUBNET_ID }),
-    ];
-    const routes = parseEvents(raws).events.map((e) => routeEvent(e, {}));
-    expect(routes).toHaveLength(7);
-    expect(coalesceRoutes(routes)).toEqual([
-      { kind: 'reconcile', resourceId: NSG_ID, target: 'nsg', deleted: false },
-      { kind: 'reconcile', resourceId: CLUSTER_ID, target: 'cluster', deleted: false },
-      { kind: 'reconcile', resourceId: SUBNET_ID, target: 'subnet', deleted: false },
-    ]);
-  });
-
-  it('keeps "deleted" only when every event for the resource was a delete, in either order', () => {
-    const del = routeOf('delete', 'Microsoft.Network/networkSecurityGroups/delete', NSG_ID);
-    const recreate = routeOf('write', 'Microsoft.Network/networkSecurityGroups/write', NSG_ID);
-    expect(coalesceRoutes([del, recreate])).toEqual([{ kind: 'reconcile', resourceId: NSG_ID, target: 'nsg', deleted: false }]);
-    expect(coalesceRoutes([recreate, del])).toEqual([{ kind: 'reconcile', resourceId: NSG_ID, target: 'nsg', deleted: false }]);
-    expect(coalesceRoutes([del, del])).toEqual([{ kind: 'reconcile', resourceId: NSG_ID, target: 'nsg', deleted: true }]);
-  });
-
-  it('does not change the routes it was given', () => {
-    const del = routeOf('delete', 'Microsoft.Network/networkSecurityGroups/delete', NSG_ID);
-    const recreate = routeOf('write', 'Microsoft.Network/networkSecurityGroups/write', NSG_ID);
-    coalesceRoutes([del, recreate]);
-    expect(del).toMatchObject({ deleted: true });
-  });
-
-  it('gives nothing to reconcile for a batch of unrelated events', () => {
-    const routes = parseEvents(sampleText('eventgrid-schema/subscription_ResourceDeleteSuccess.json')).events.map((e) => routeEvent(e, {}));
-    expect(coalesceRoutes(routes)).toEqual([]);
   });
 });
 

@@ -4,8 +4,8 @@
 import { randomUUID } from 'node:crypto';
 import type { ArmNetworkSecurityGroup, ArmSecurityRule } from '../../shared/azure/armTypes';
 import { createRuntime, type Runtime } from '../../shared/runtime';
-import type { ArmSandbox, RecordedRequest } from '../../shared/sandbox/armServer';
-import { NETGUARD_SSH_RULE_NAME, seedDriftedFleet, type SeededCluster, type SeededFleet } from '../../shared/sandbox/fleet';
+import type { ArmSandbox, RecordedRequest } from '../../testkit/armServer';
+import { NETGUARD_SSH_RULE_NAME, seedDriftedFleet, type SeededCluster, type SeededFleet } from '../../testkit/fleet';
 import type { StateStore } from '../../shared/store/types';
 import { armEvent, type SampleSchema } from '../events/eventSamples';
 import { isWrite } from '../helpers/sandboxEnv';

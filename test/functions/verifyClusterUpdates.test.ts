@@ -7,8 +7,8 @@ import type { DeferredUpdateSink, PendingClusterUpdate } from '../../shared/engi
 import { processEventBatch } from '../../shared/events/handler';
 import { parseEvents } from '../../shared/events/parse';
 import { createRuntime, type Runtime } from '../../shared/runtime';
-import { ArmSandbox } from '../../shared/sandbox/armServer';
-import { seedDriftedFleet, type SeededFleet } from '../../shared/sandbox/fleet';
+import { ArmSandbox } from '../../testkit/armServer';
+import { seedDriftedFleet, type SeededFleet } from '../../testkit/fleet';
 import { TableStateStore } from '../../shared/store/tables';
 import { VerifyQueue } from '../../shared/store/verifyQueue';
 import { useAzurite } from '../helpers/azurite';

@@ -1,8 +1,8 @@
-// Tests start Azurite exactly as the CLI's demo does; see shared/store/azuriteProcess.ts.
-export { startAzurite, azuriteConnectionString, AZURITE_ACCOUNT_KEY, AZURITE_ACCOUNT_NAME } from '../../shared/store/azuriteProcess';
-export type { AzuriteInstance, StartAzuriteOptions } from '../../shared/store/azuriteProcess';
+// Tests start Azurite exactly as the CLI's demo does; see testkit/azuriteProcess.ts.
+export { startAzurite, azuriteConnectionString, AZURITE_ACCOUNT_KEY, AZURITE_ACCOUNT_NAME } from '../../testkit/azuriteProcess';
+export type { AzuriteInstance, StartAzuriteOptions } from '../../testkit/azuriteProcess';
 
-import { startAzurite as start, type AzuriteInstance as Instance } from '../../shared/store/azuriteProcess';
+import { startAzurite as start, type AzuriteInstance as Instance } from '../../testkit/azuriteProcess';
 
 /**
  * One Azurite for the test file: started before its first test, stopped after its last. The

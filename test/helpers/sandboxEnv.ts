@@ -7,7 +7,7 @@ import { loadSettings, type Settings } from '../../shared/config';
 import { Engine } from '../../shared/engine/engine';
 import { AddressSet } from '../../shared/net/addressSet';
 import { evaluateNsgAccess, rulesOfNsg, type NsgDecision } from '../../shared/net/nsgEvaluator';
-import { ArmSandbox, type RecordedRequest } from '../../shared/sandbox/armServer';
+import { ArmSandbox, type RecordedRequest } from '../../testkit/armServer';
 import { TableStateStore } from '../../shared/store/tables';
 import type { Finding, RunReport } from '../../shared/types';
 

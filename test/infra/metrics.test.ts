@@ -11,8 +11,8 @@ import { HttpRequest, InvocationContext } from '@azure/functions';
 import { QueueClient } from '@azure/storage-queue';
 import { NOTICE_QUEUE } from '../../shared/notify/queueSink';
 import { resetFunctionRuntime } from '../../shared/runtime';
-import type { ArmSandbox } from '../../shared/sandbox/armServer';
-import type { SeededFleet } from '../../shared/sandbox/fleet';
+import type { ArmSandbox } from '../../testkit/armServer';
+import type { SeededFleet } from '../../testkit/fleet';
 import { storeFromEnvironment } from '../../shared/store/tables';
 import { METRIC_NAMES } from '../../shared/telemetry';
 import { createTeamsHost } from '../../shared/teams/host';
@@ -78,6 +78,8 @@ beforeAll(async () => {
   resetFunctionRuntime();
   // Loading the function modules registers them, as the worker's startup does.
   for (const name of ['dailySweep', 'deliverNotices', 'onResourceEvent', 'sweepSubscription', 'teamsMessages', 'verifyClusterUpdates']) {
+    // By name, as the worker loads what package.json `main` matches.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
     require(`../../functions/${name}`);
   }
 });

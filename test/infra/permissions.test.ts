@@ -6,7 +6,7 @@ import path from 'node:path';
 import { ArmGateway } from '../../shared/azure/arm';
 import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmVirtualNetwork } from '../../shared/azure/armTypes';
 import { actionForRequest, NETGUARD_ROLE_ACTIONS, roleAllows } from '../../shared/azure/permissions';
-import { ArmSandbox } from '../../shared/sandbox/armServer';
+import { ArmSandbox } from '../../testkit/armServer';
 
 const SUB = '6a8f1c2e-3b4d-4e5f-8a9b-0c1d2e3f4a5b';
 const FIXTURES = path.join(__dirname, '..', 'fixtures', 'azure');

@@ -64,7 +64,7 @@ function unzip(file: string): Record<string, Buffer> {
   while (buf.readUInt32LE(at) === 0x04034b50) {
     const method = buf.readUInt16LE(at + 8);
     const flags = buf.readUInt16LE(at + 6);
-    let size = buf.readUInt32LE(at + 18);
+    const size = buf.readUInt32LE(at + 18);
     const nameLength = buf.readUInt16LE(at + 26);
     const extra = buf.readUInt16LE(at + 28);
     const name = buf.toString('utf8', at + 30, at + 30 + nameLength);
@@ -72,7 +72,6 @@ function unzip(file: string): Record<string, Buffer> {
     if (flags & 0x08) {
       // Sizes follow the data (streamed): find the data descriptor.
       const sig = buf.indexOf(Buffer.from([0x50, 0x4b, 0x07, 0x08]), start);
-      size = sig - start;
       out[name] = method === 8 ? inflateRawSync(buf.subarray(start, sig)) : buf.subarray(start, sig);
       at = sig + 16;
     } else {

@@ -1,11 +1,14 @@
 // What can be checked of the deployment without the Bicep compiler: one source of truth for the event
 // filter and the custom role, module wiring, every setting the code reads, and the built-in role ids.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadSettings, SETTING_NAMES } from '../../shared/config';
 import { NETGUARD_ROLE_ACTIONS } from '../../shared/azure/permissions';
 import { HANDLED_EVENT_TYPES, ROUTED_OPERATIONS } from '../../shared/events/operations';
 import { storeFromEnvironment } from '../../shared/store/tables';
+import { VERIFY_QUEUE } from '../../shared/store/verifyQueue';
+import { SWEEP_QUEUE } from '../../shared/sweep/fanout';
+import { NOTICE_QUEUE } from '../../shared/notify/queueSink';
 import { generatedInfraFiles, ROLE_FILE, ROUTED_OPERATIONS_FILE } from '../../scripts/gen-infra';
 import {
   bicepFiles,
@@ -214,7 +217,8 @@ describe('settings', () => {
     expect(settings.mode).toBe('report');
     expect(settings.armEndpoint).toBe('https://management.azure.com');
     expect(settings.maxWritesPerRun).toBe(20);
-    expect(settings.sweepSchedule).toBe('0 0 6 * * *');
+    // The schedule is read by the Functions host (%AKS_NETGUARD_SWEEP_SCHEDULE% in dailySweep), not by the code.
+    expect(defaultOf('sweepSchedule')).toBe('0 0 6 * * *');
     expect(settings.controlModes).toEqual({});
   });
 
@@ -276,19 +280,13 @@ describe('CI workflow', () => {
 });
 
 test('every queue a function listens on is created by the infra', () => {
-  const fs = require('node:fs') as typeof import('node:fs');
-  const path = require('node:path') as typeof import('node:path');
   const root = path.join(__dirname, '..', '..');
-  const storage = fs.readFileSync(path.join(root, 'infra', 'app', 'storage.bicep'), 'utf8');
+  const storage = readFileSync(path.join(root, 'infra', 'app', 'storage.bicep'), 'utf8');
   const declared = new Set([...(/var queueNames = \[([^\]]*)\]/.exec(storage)?.[1] ?? '').matchAll(/'([^']+)'/g)].map((m) => m[1]));
   // Queue names the code passes to app.storageQueue (as constants): resolve them from the modules.
-  const { SWEEP_QUEUE } = require('../../shared/sweep/fanout');
-  const { NOTICE_QUEUE } = require('../../shared/notify/queueSink');
-  const { VERIFY_QUEUE } = require('../../shared/store/verifyQueue');
-  const listened = fs
-    .readdirSync(path.join(root, 'functions'))
+  const listened = readdirSync(path.join(root, 'functions'))
     .filter((f) => f.endsWith('.ts'))
-    .map((f) => fs.readFileSync(path.join(root, 'functions', f), 'utf8'))
+    .map((f) => readFileSync(path.join(root, 'functions', f), 'utf8'))
     .filter((src) => src.includes('app.storageQueue('));
   expect(listened).toHaveLength(3);
   expect(declared).toEqual(new Set([SWEEP_QUEUE, NOTICE_QUEUE, VERIFY_QUEUE]));

@@ -1,14 +1,18 @@
 // The Kubernetes client and access path against the stand-ins: the ARM sandbox answers
 // listClusterUserCredential with a kubeconfig naming the Kubernetes sandbox.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { ArmGateway } from '../../shared/azure/arm';
 import type { ArmManagedCluster } from '../../shared/azure/armTypes';
 import { KubeAccessError, KUBE_DATA_ACTIONS, observeKube, openKubeClient } from '../../shared/kube/access';
 import { KubeClient, KubeError } from '../../shared/kube/client';
 import { readKubeconfig } from '../../shared/kube/kubeconfig';
 import { OWN_POLICY_NAME, isUnreadable, ownPolicyObject } from '../../shared/kube/networkPolicy';
-import { ArmSandbox } from '../../shared/sandbox/armServer';
-import { clusterFromFixture } from '../../shared/sandbox/fleet';
-import { KubeSandbox } from '../../shared/sandbox/kubeServer';
+import { ArmSandbox } from '../../testkit/armServer';
+import { clusterFromFixture } from '../../testkit/fleet';
+import { KubeSandbox } from '../../testkit/kubeServer';
 
 const SUB = '11111111-2222-3333-4444-555555555555';
 
@@ -205,9 +209,7 @@ describe('kubeconfig', () => {
 describe('https with the kubeconfig CA', () => {
   // A self-signed certificate for 127.0.0.1, made with openssl for this run only.
   function selfSigned(): { key: string; cert: string } | undefined {
-    const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
-    const { mkdtempSync, readFileSync, rmSync } = require('node:fs') as typeof import('node:fs');
-    const dir = mkdtempSync(require('node:path').join(require('node:os').tmpdir(), 'kube-tls-'));
+    const dir = mkdtempSync(path.join(tmpdir(), 'kube-tls-'));
     try {
       execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=kube-sandbox',
         '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', `${dir}/key.pem`, '-out', `${dir}/cert.pem`], { stdio: 'ignore' });

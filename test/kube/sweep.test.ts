@@ -5,9 +5,9 @@ import { runCli } from '../../shared/cli/main';
 import type { ArmManagedCluster } from '../../shared/azure/armTypes';
 import { KUBE_DATA_ACTIONS } from '../../shared/kube/access';
 import { OWN_POLICY_NAME, ownPolicySpec } from '../../shared/kube/networkPolicy';
-import { ArmSandbox } from '../../shared/sandbox/armServer';
-import { clusterFromFixture } from '../../shared/sandbox/fleet';
-import { KubeSandbox } from '../../shared/sandbox/kubeServer';
+import { ArmSandbox } from '../../testkit/armServer';
+import { clusterFromFixture } from '../../testkit/fleet';
+import { KubeSandbox } from '../../testkit/kubeServer';
 import type { Finding, RunReport } from '../../shared/types';
 
 const SUB = '11111111-2222-3333-4444-555555555555';

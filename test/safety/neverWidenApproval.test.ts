@@ -9,7 +9,7 @@ import { Engine } from '../../shared/engine/engine';
 import { nodeSshDeny } from '../../shared/controls/nodeSshDeny';
 import type { Control } from '../../shared/controls/types';
 import { deliverNotice } from '../../shared/notify/queueSink';
-import type { ArmSandbox } from '../../shared/sandbox/armServer';
+import type { ArmSandbox } from '../../testkit/armServer';
 import type { ApprovalActionData } from '../../shared/teams/cards';
 import { teamsNoticeChannels } from '../../shared/teams/delivery';
 import { useAzurite } from '../helpers/azurite';

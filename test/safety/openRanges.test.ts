@@ -4,8 +4,8 @@
 // known-good nor restored.
 import { runCli } from '../../shared/cli/main';
 import type { ArmManagedCluster } from '../../shared/azure/armTypes';
-import type { ArmSandbox } from '../../shared/sandbox/armServer';
-import { clusterFromFixture } from '../../shared/sandbox/fleet';
+import type { ArmSandbox } from '../../testkit/armServer';
+import { clusterFromFixture } from '../../testkit/fleet';
 import { TableStateStore } from '../../shared/store/tables';
 import type { RunReport } from '../../shared/types';
 import { useAzurite } from '../helpers/azurite';

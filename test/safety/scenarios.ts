@@ -1,7 +1,7 @@
 // Layouts the safety tests share, seeded into the ARM sandbox through the fixture builders.
 import type { ArmSecurityRule } from '../../shared/azure/armTypes';
-import type { ArmSandbox } from '../../shared/sandbox/armServer';
-import { clusterFromFixture, netGuardSshDenyRule, nsgFromFixture, securityRule, vnetWithSubnets } from '../../shared/sandbox/fleet';
+import type { ArmSandbox } from '../../testkit/armServer';
+import { clusterFromFixture, netGuardSshDenyRule, nsgFromFixture, securityRule, vnetWithSubnets } from '../../testkit/fleet';
 
 export const SUB = '5a1e5a1e-0000-4000-8000-000000000009';
 export const RG = 'rg-widen';

@@ -11,7 +11,7 @@ import { Engine } from '../../shared/engine/engine';
 import { decodeNotice, QueueNoticeSink } from '../../shared/notify/queueSink';
 import type { Notice } from '../../shared/notify/types';
 import type { Runtime } from '../../shared/runtime';
-import { ArmSandbox } from '../../shared/sandbox/armServer';
+import { ArmSandbox } from '../../testkit/armServer';
 import { completeRunIfFinished, SWEEP_POISON_QUEUE, type FanOutDeps, type SweepMessage } from '../../shared/sweep/fanout';
 import { SweepRunStore } from '../../shared/sweep/runs';
 import type { RunReport } from '../../shared/types';

@@ -108,9 +108,10 @@ test('no dev dependency and no test kit is in the package, and package.json has 
   expect(shipped.filter((f) => devOnly.some((d) => f.startsWith(d)))).toEqual([]);
   const inputs = allInputs(pkg.handlers);
   expect(inputs.filter((p) => devOnly.some((d) => p.startsWith(d)))).toEqual([]);
-  // The test kit: tests, the ARM sandbox, the bench and the scripts stay out of the deployed code.
-  expect(inputs.filter((p) => /^(test|bench|scripts)\//.test(p) || p.startsWith('shared/sandbox/'))).toEqual([]);
-  expect(pkg.files.filter((f) => /^(test|bench|scripts|shared|functions|infra|docs)[\\/]/.test(f) || (f.endsWith('.ts') && !f.startsWith('node_modules')))).toEqual([]);
+  // The test kit (the ARM and Kubernetes stand-ins, the fleet builders, the Azurite harness), the
+  // tests, the bench and the scripts stay out of the deployed code.
+  expect(inputs.filter((p) => /^(test|testkit|bench|scripts)\//.test(p))).toEqual([]);
+  expect(pkg.files.filter((f) => /^(test|testkit|bench|scripts|shared|functions|infra|docs)[\\/]/.test(f) || (f.endsWith('.ts') && !f.startsWith('node_modules')))).toEqual([]);
 });
 
 /** Entry names of a zip, read from its central directory. */

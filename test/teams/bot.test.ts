@@ -178,8 +178,9 @@ test('the Function App without MicrosoftAppId: a stranger cannot subscribe a cha
 
 test('the Function App with MicrosoftAppId but no storage: an unauthenticated POST gets 401, not the configuration error', async () => {
   const env = { MicrosoftAppId: '11111111-2222-3333-4444-555555555555', MicrosoftAppPassword: 'bot-password-never-shown', AzureWebJobsStorage: undefined };
-  for (const headers of [{}, { authorization: 'Bearer not-a-real-token' }, { authorization: 'Basic Ym90OnBhc3N3b3Jk' }]) {
-    const res = await withEnv(env, () => teamsMessages(functionRequest(channelMessage(h, 'subscribe')), context()).catch((err: Error) => ({ status: 500, body: err.message })));
+  const headerSets: Array<Record<string, string>> = [{}, { authorization: 'Bearer not-a-real-token' }, { authorization: 'Basic Ym90OnBhc3N3b3Jk' }];
+  for (const headers of headerSets) {
+    const res = await withEnv(env, () => teamsMessages(functionRequest(channelMessage(h, 'subscribe'), headers), context()).catch((err: Error) => ({ status: 500, body: err.message })));
     expect(res.status).toBe(401);
     expect(JSON.stringify(res)).not.toMatch(/AzureWebJobsStorage|bot-password-never-shown/);
   }

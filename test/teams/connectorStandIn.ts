@@ -21,10 +21,10 @@ export class ConnectorStandIn {
   private constructor(private readonly server: http.Server, readonly serviceUrl: string) {}
 
   static async start(): Promise<ConnectorStandIn> {
-    let standIn: ConnectorStandIn | undefined;
-    const server = http.createServer((req, res) => standIn!.handle(req, res));
+    // The handler runs only for requests, which come after `standIn` is assigned below.
+    const server = http.createServer((req, res) => standIn.handle(req, res));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    standIn = new ConnectorStandIn(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+    const standIn = new ConnectorStandIn(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
     server.on('connection', (s) => {
       standIn!.sockets.add(s);
       s.on('close', () => standIn!.sockets.delete(s));

@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -57,7 +58,7 @@ function azuriteScript(): string {
   } catch {
     throw new Error('Azurite is not installed: run `npm ci` (it is a devDependency of aks-netguard).');
   }
-  const pkg = require(pkgPath) as { bin?: Record<string, string> | string };
+  const pkg = JSON.parse(readFileSync(pkgPath, 'utf8')) as { bin?: Record<string, string> | string };
   const bin = typeof pkg.bin === 'string' ? pkg.bin : pkg.bin?.azurite;
   if (!bin) throw new Error(`Azurite: ${pkgPath} names no "azurite" bin.`);
   return join(dirname(pkgPath), bin);

@@ -1,8 +1,9 @@
 // The ARM sandbox driven by the real Azure SDK clients (and raw requests through their pipelines).
 import { createDefaultHttpClient, createPipelineRequest } from '@azure/core-rest-pipeline';
-import { ArmSandbox } from '../../shared/sandbox/armServer';
-import { clusterFromFixture, loadAzureFixture, nsgFromFixture, securityRule, vnetWithSubnets } from '../../shared/sandbox/fleet';
-import { sandboxClients, type SandboxClients } from '../../shared/sandbox/sdkClients';
+import { ArmSandbox } from '../../testkit/armServer';
+import { clusterFromFixture, nsgFromFixture, securityRule, vnetWithSubnets } from '../../testkit/fleet';
+import { loadNsg } from '../net/azureFixtures';
+import { sandboxClients, type SandboxClients } from '../../testkit/sdkClients';
 import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmSecurityRule } from '../../shared/azure/armTypes';
 
 const SUB = '11111111-2222-3333-4444-555555555555';
@@ -102,9 +103,7 @@ describe('NSGs and security rules', () => {
     const poller = clients.network.networkSecurityGroups.createOrUpdate(RG, 'fresh', { location: 'westus' }, FAST);
     const created = await poller;
     expect(created.provisioningState).toBe('Succeeded');
-    const published = loadAzureFixture<{ responses: { 200: { body: ArmNetworkSecurityGroup } } }>(
-      'arm-network-2026-01-01/NetworkSecurityGroupGet.json',
-    ).responses[200].body.properties.defaultSecurityRules!;
+    const published = loadNsg().properties.defaultSecurityRules!;
     const stored = sandbox.get<ArmNetworkSecurityGroup>(nsgId('fresh'))!;
     expect(stored.properties.defaultSecurityRules!.map((r) => ({ name: r.name, properties: r.properties }))).toEqual(
       published.map((r) => ({ name: r.name, properties: r.properties })),

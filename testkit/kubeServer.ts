@@ -39,6 +39,8 @@ export interface KubeInjectedFailure {
   times?: number;
 }
 
+// Kubernetes objects are schemaless JSON to the stand-in: it reads and writes whichever fields a request has.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type KubeObject = Record<string, any>;
 
 const NP_BASE = '/apis/networking.k8s.io/v1';

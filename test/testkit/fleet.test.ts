@@ -1,9 +1,7 @@
 // The fixture-based builders and the drifted demo fleet, read back through the real SDK clients.
-import { ArmSandbox } from '../../shared/sandbox/armServer';
+import { ArmSandbox } from '../../testkit/armServer';
 import {
-  azureFixturesDir,
   clusterFromFixture,
-  loadAzureFixture,
   NETGUARD_EXEMPT_TAG,
   NETGUARD_SSH_RULE_NAME,
   nsgFromFixture,
@@ -11,8 +9,10 @@ import {
   vnetWithSubnets,
   type SeededCluster,
   type SeededFleet,
-} from '../../shared/sandbox/fleet';
-import { sandboxClients } from '../../shared/sandbox/sdkClients';
+} from '../../testkit/fleet';
+import { sandboxClients } from '../../testkit/sdkClients';
+import { PUBLISHED_SAMPLES } from '../../testkit/samples';
+import { loadCluster } from '../net/azureFixtures';
 import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmSecurityRule, ArmSubnet, ArmVirtualNetwork } from '../../shared/azure/armTypes';
 import path from 'node:path';
 import fs from 'node:fs';
@@ -20,12 +20,26 @@ import fs from 'node:fs';
 const SUB = 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee';
 
 describe('builders', () => {
-  test('the fixtures folder is found from the source tree', () => {
-    expect(fs.existsSync(path.join(azureFixturesDir(), 'arm-aks-2026-01-01', 'ManagedClustersGet.json'))).toBe(true);
+  test('the samples the kit carries are still byte-for-byte copies of the published fixtures', () => {
+    const fixtures = path.join(__dirname, '..', 'fixtures', 'azure');
+    const kit = path.join(__dirname, '..', '..', 'testkit', 'published');
+    // Every JSON file in the kit's folder is one the kit imports, and each equals its fixture.
+    const carried: string[] = [];
+    const walk = (dir: string): void => {
+      for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+        if (e.isDirectory()) walk(path.join(dir, e.name));
+        else if (e.name.endsWith('.json')) carried.push(path.relative(kit, path.join(dir, e.name)).split(path.sep).join('/'));
+      }
+    };
+    walk(kit);
+    expect(carried.sort()).toEqual([...PUBLISHED_SAMPLES].sort());
+    for (const name of PUBLISHED_SAMPLES) {
+      expect({ name, same: fs.readFileSync(path.join(kit, name)).equals(fs.readFileSync(path.join(fixtures, name))) }).toEqual({ name, same: true });
+    }
   });
 
   test('clusterFromFixture keeps the published values and rebases every id', () => {
-    const published = loadAzureFixture<{ responses: { 200: { body: ArmManagedCluster } } }>('arm-aks-2026-01-01/ManagedClustersGet.json').responses[200].body;
+    const published = loadCluster();
     const nodeSubnetId = `/subscriptions/${SUB}/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/v/subnets/nodes`;
     const cluster = clusterFromFixture({ subscriptionId: SUB, resourceGroup: 'rg9', name: 'aks9', location: 'northeurope', nodeSubnetId, tags: { team: 'x' } });
     expect(cluster.id).toBe(`/subscriptions/${SUB}/resourceGroups/rg9/providers/Microsoft.ContainerService/managedClusters/aks9`);

@@ -1,52 +1,22 @@
-// Realistic sandbox resources built from Microsoft's published ARM examples (test/fixtures/azure),
-// varied in code, and a drifted demo fleet with one of each kind of drift NetGuard handles.
-import fs from 'node:fs';
-import path from 'node:path';
-import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmSecurityRule, ArmSubnet, ArmVirtualNetwork, SecurityRuleProperties } from '../azure/armTypes';
-import type { ControlId } from '../types';
+// Realistic sandbox resources built from Microsoft's published ARM examples (copies of
+// test/fixtures/azure carried by the kit, see samples.ts), varied in code, and a drifted demo fleet
+// with one of each kind of drift NetGuard handles.
+import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmSecurityRule, ArmSubnet, ArmVirtualNetwork, SecurityRuleProperties } from '../shared/azure/armTypes';
+import type { ControlId } from '../shared/types';
 import type { ArmSandbox } from './armServer';
+import { publishedSample, type PublishedSample } from './samples';
 
 /** Same names as the controls use; repeated here so the sandbox does not depend on the engine. */
 export const NETGUARD_SSH_RULE_NAME = 'aks-netguard-deny-node-ssh';
 export const NETGUARD_EXEMPT_TAG = 'aks-netguard-exempt';
-
-const FIXTURE_MARKER = path.join('test', 'fixtures', 'azure', 'PROVENANCE.md');
-
-let fixtureRoot: string | undefined;
-
-/**
- * The folder test/fixtures/azure, found by walking up from this file (works from the TypeScript
- * source, from dist/ and from a bundle) and, failing that, from the working directory.
- */
-export function azureFixturesDir(): string {
-  if (fixtureRoot) return fixtureRoot;
-  for (const start of [__dirname, process.cwd()]) {
-    let dir = path.resolve(start);
-    for (;;) {
-      if (fs.existsSync(path.join(dir, FIXTURE_MARKER))) {
-        fixtureRoot = path.join(dir, 'test', 'fixtures', 'azure');
-        return fixtureRoot;
-      }
-      const up = path.dirname(dir);
-      if (up === dir) break;
-      dir = up;
-    }
-  }
-  throw new Error(`Cannot find ${FIXTURE_MARKER} above ${__dirname} or ${process.cwd()}; the sandbox fleet needs the repository's Azure fixtures.`);
-}
-
-/** A published fixture file, parsed. */
-export function loadAzureFixture<T = unknown>(relativePath: string): T {
-  return JSON.parse(fs.readFileSync(path.join(azureFixturesDir(), relativePath), 'utf8')) as T;
-}
 
 interface ArmExample<T> {
   parameters: Record<string, unknown>;
   responses: Record<string, { body: T }>;
 }
 
-function exampleBody<T>(relativePath: string): T {
-  return loadAzureFixture<ArmExample<T>>(relativePath).responses['200'].body;
+function exampleBody<T>(name: PublishedSample): T {
+  return publishedSample<ArmExample<T>>(name).responses['200'].body;
 }
 
 /** Replaces every occurrence of the fixture's id prefixes in a resource (ids nest in many places). */
@@ -120,7 +90,7 @@ export function istioServiceMeshProfile(): NonNullable<ArmManagedCluster['proper
 
 /** The add-on profiles (omsagent off, httpApplicationRouting on) of the Cortex XSOAR cluster list sample. */
 export function httpApplicationRoutingAddons(): NonNullable<ArmManagedCluster['properties']['addonProfiles']> {
-  const list = loadAzureFixture<{ value: ArmManagedCluster[] }>('third-party/demisto-content_AzureKubernetesServices_clusters_list_response.json');
+  const list = publishedSample<{ value: ArmManagedCluster[] }>('third-party/demisto-content_AzureKubernetesServices_clusters_list_response.json');
   return list.value[0].properties.addonProfiles!;
 }
 

@@ -6,8 +6,8 @@
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
-import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmVirtualNetwork } from '../azure/armTypes';
-import { idKey, parseResourceId } from '../azure/ids';
+import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmVirtualNetwork } from '../shared/azure/armTypes';
+import { idKey, parseResourceId } from '../shared/azure/ids';
 
 export interface ArmSandboxOptions {
   /** Port on 127.0.0.1; default 0 (a free port). */
