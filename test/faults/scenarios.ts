@@ -1,0 +1,406 @@
+// The fault and abuse scenarios of one seed, and how each is counted. Everything is judged from
+// outside the product: the proxy's request log, the stand-in's state before and after each write
+// (NSGs with the project's exact evaluator over every flow), Azurite's audit/intent rows, the
+// connector's calls and the JSON and HTTP answers NetGuard gives.
+import type { ArmManagedCluster, ArmNetworkSecurityGroup } from '../../shared/azure/armTypes';
+import type { SeededCluster } from '../../shared/sandbox/fleet';
+import type { RunReport } from '../../shared/types';
+import { fleetEvent, OP } from '../functions/eventRig';
+import type { ProxiedRequest, WriteObservation } from './faultProxy';
+import { clusterWidening, driftKey, enforcedDrift, normalized, nsgWidening, vnetSpaceOf, type TargetDrift } from './judge';
+import { rngFor, shuffle } from './prng';
+import { buildWorld, cliEnv, RestartableAzurite, runCli, startServe, topIdOf, type World } from './world';
+
+export const BAD_COUNTS = [
+  'wrongReports',
+  'wideningWrites',
+  'outOfScopeCalls',
+  'duplicateWrites',
+  'duplicateCards',
+  'unauditedWrites',
+  'hungRuns',
+  'abuseAccepted',
+] as const;
+export type BadCount = (typeof BAD_COUNTS)[number];
+
+export interface Counts extends Record<BadCount, number> {
+  /** Enforced drifts NetGuard can fix by itself when the scenario starts. */
+  driftsSeeded: number;
+  driftsFixed: number;
+}
+
+export interface ScenarioResult {
+  seed: number;
+  scenario: string;
+  counts: Counts;
+  /** One line per bad count, saying what was seen (for the lead and for reproducing). */
+  notes: string[];
+  seconds: number;
+}
+
+export interface SeedOptions {
+  seed: number;
+  cli: string;
+  /** Copies of the drifted demo fleet in scope (the jest slice uses 1). */
+  copies: number;
+  /** Share of ARM requests that get a fault. */
+  rate: number;
+  /** A run (CLI, serve request) that does not end within this is hung. */
+  hungBoundMs: number;
+  /** Only these scenarios (default all). */
+  only?: string[];
+  log?: (line: string) => void;
+}
+
+export function zeroCounts(): Counts {
+  return { driftsSeeded: 0, driftsFixed: 0, wrongReports: 0, wideningWrites: 0, outOfScopeCalls: 0, duplicateWrites: 0, duplicateCards: 0, unauditedWrites: 0, hungRuns: 0, abuseAccepted: 0 };
+}
+
+const ALLOWED_QUERY = /^(api-version|\$[a-z]+)$/i;
+const is2xx = (s: number) => s >= 200 && s < 300;
+
+/** A request NetGuard had no business making: another subscription, the tenant, or a mangled id. */
+function outOfScope(r: ProxiedRequest, inScope: string): string | undefined {
+  const raw = r.rawUrl.split('?')[0];
+  if (raw.split('/').some((s) => s === '.' || s === '..' || /^%2e%2e?$/i.test(s) || /^%2e$/i.test(s))) return `dot segment in ${r.method} ${r.rawUrl}`;
+  for (const k of Object.keys(r.query)) if (!ALLOWED_QUERY.test(k)) return `query parameter "${k}" in ${r.method} ${r.rawUrl}`;
+  const prefix = `/subscriptions/${inScope}`.toLowerCase();
+  const p = r.path.toLowerCase();
+  if (p !== prefix && !p.startsWith(`${prefix}/`)) return `outside ${inScope}: ${r.method} ${r.path}`;
+  return undefined;
+}
+
+/** An applied write that changed the resource (before ≠ after, ignoring ETags and tags). */
+function changed(o: WriteObservation): boolean {
+  return is2xx(o.request.upstreamStatus) && o.request.method !== 'POST' && normalized(o.before) !== normalized(o.after);
+}
+
+function isNoOpWrite(o: WriteObservation): boolean {
+  return is2xx(o.request.upstreamStatus) && ['PUT', 'PATCH'].includes(o.request.method) && o.before !== undefined && normalized(o.before) === normalized(o.after);
+}
+
+/** Counts that come from the write log alone: widening and duplicate writes. */
+function judgeWrites(world: World, writes: WriteObservation[], counts: Counts, notes: string[]): void {
+  const space = vnetSpaceOf(world.sandbox);
+  for (const o of writes) {
+    if (!is2xx(o.request.upstreamStatus)) continue;
+    const top = topIdOf(o.request.path) ?? '';
+    let widened: string | undefined;
+    if (/\/networksecuritygroups\//i.test(top)) widened = nsgWidening(o.before as ArmNetworkSecurityGroup | undefined, o.after as ArmNetworkSecurityGroup | undefined, space);
+    else if (/\/managedclusters\//i.test(top)) widened = clusterWidening(o.before as ArmManagedCluster | undefined, o.after as ArmManagedCluster | undefined);
+    if (widened) {
+      counts.wideningWrites++;
+      notes.push(`widening write: ${o.request.method} ${o.request.path} opened ${widened}`);
+    }
+    if (isNoOpWrite(o)) {
+      counts.duplicateWrites++;
+      notes.push(`duplicate write: ${o.request.method} ${o.request.path} changed nothing (fault on it: ${o.request.fault ?? 'none'})`);
+    }
+  }
+}
+
+function judgeScope(world: World, requests: ProxiedRequest[], counts: Counts, notes: string[]): void {
+  for (const r of requests) {
+    const why = outOfScope(r, world.inScope);
+    if (why) {
+      counts.outOfScopeCalls++;
+      if (notes.filter((n) => n.startsWith('out-of-scope')).length < 5) notes.push(`out-of-scope call: ${why}`);
+    }
+  }
+}
+
+/** Writes that changed a resource whose audit/intent rows name it nowhere. */
+async function judgeAudit(azurite: RestartableAzurite, writes: WriteObservation[], counts: Counts, notes: string[]): Promise<void> {
+  const rows = await azurite.auditRows();
+  for (const o of writes.filter(changed)) {
+    const top = (topIdOf(o.request.path) ?? o.request.path).toLowerCase();
+    if (!rows.some((r) => r.includes(top))) {
+      counts.unauditedWrites++;
+      notes.push(`unaudited write: ${o.request.method} ${o.request.path} (no audit or intent row names ${top})`);
+    }
+  }
+}
+
+/** Drifts NetGuard can fix on its own (a person must decide the Allow-at-100 case; exempt and bare subnets are left). */
+function fixable(world: World): SeededCluster[] {
+  return world.clusters.filter((c) => !c.exempt && !c.needsPerson);
+}
+
+function driftMap(world: World): Map<string, TargetDrift> {
+  const m = new Map<string, TargetDrift>();
+  for (const c of fixable(world)) for (const d of enforcedDrift(world.sandbox, c)) m.set(driftKey(d.control, d.targetId), d);
+  return m;
+}
+
+/** A drift NetGuard could fix by itself: not the subnet without an NSG (that one can only be reported). */
+const canFix = (d: TargetDrift) => d.drifted && !/\/subnets\//i.test(d.targetId);
+
+function parseReport(stdout: string): RunReport | undefined {
+  try {
+    const r = JSON.parse(stdout) as RunReport;
+    return Array.isArray(r.findings) ? r : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const settingsEnv = (world: World, azurite: RestartableAzurite, extra: Record<string, string> = {}) =>
+  cliEnv({
+    AKS_NETGUARD_ARM_ENDPOINT: world.proxy.endpoint,
+    AKS_NETGUARD_SUBSCRIPTIONS: world.inScope,
+    AKS_NETGUARD_AUTHORIZED_IP_RANGES: '203.0.113.0/24',
+    // Short, so a stalled request costs seconds (the default, 30 s, would only slow the suite).
+    AKS_NETGUARD_ARM_TIMEOUT_SECONDS: '5',
+    AzureWebJobsStorage: azurite.connectionString,
+    ...extra,
+  });
+
+// ---------------------------------------------------------------- scenario: sweeps under ARM faults
+
+/**
+ * `aks-netguard sweep --mode auto --json` twice under ~rate faults (throttling, 5xx, resets, stalls,
+ * lost answers, 412 races), with Azurite stopped right after one of the first writes and restarted a
+ * few seconds later. Every fix must be reported `remediated` by the run that made it, audited, and
+ * never widen; the second sweep finishes what the first could not.
+ */
+async function sweepScenario(opts: SeedOptions, azurite: RestartableAzurite): Promise<ScenarioResult> {
+  const started = Date.now();
+  const world = await buildWorld(opts.seed, 'sweep', { copies: opts.copies, rate: opts.rate });
+  const counts = zeroCounts();
+  const notes: string[] = [];
+  const random = rngFor(opts.seed, 'sweep:outage');
+  const outageAfter = 1 + Math.floor(random() * 3);
+  world.afterAppliedWrite = (n) => {
+    if (n === outageAfter) azurite.outage(2000 + Math.floor(random() * 3000));
+  };
+  try {
+    const initial = driftMap(world);
+    counts.driftsSeeded = [...initial.values()].filter(canFix).length;
+    for (let run = 1; run <= 2; run++) {
+      const atStart = driftMap(world);
+      const firstWrite = world.writes.length;
+      const result = await runCli(opts.cli, ['sweep', '--mode', 'auto', '--json'], settingsEnv(world, azurite), opts.hungBoundMs);
+      opts.log?.(`seed ${opts.seed} sweep run ${run}: exit ${result.code}${result.hung ? ' (hung, killed)' : ''}`);
+      if (result.hung) {
+        counts.hungRuns++;
+        notes.push(`hung run: sweep run ${run} did not end within ${opts.hungBoundMs} ms`);
+      }
+      await azurite.up();
+      const report = parseReport(result.stdout);
+      const atEnd = driftMap(world);
+      const runWrites = world.writes.slice(firstWrite);
+      // A fix made by this run (its write changed the target, the drift is gone) must be reported remediated.
+      for (const [key, before] of atStart) {
+        if (!canFix(before) || atEnd.get(key)?.drifted) continue;
+        const wrote = runWrites.some((o) => changed(o) && topIdOf(o.request.path)?.toLowerCase() === before.targetId.toLowerCase());
+        if (!wrote) continue;
+        const reported = report?.findings.some((f) => f.control === before.control && f.targetId.toLowerCase() === before.targetId.toLowerCase() && f.action === 'remediated');
+        if (!reported) {
+          counts.wrongReports++;
+          const said = report?.findings.find((f) => f.control === before.control && f.targetId.toLowerCase() === before.targetId.toLowerCase());
+          notes.push(`wrong report: run ${run} fixed ${before.control} on ${before.targetId} but reported ${said ? `${said.status}/${said.action}: ${said.detail}` : report ? 'no finding' : `no report (exit ${result.code})`}`);
+        }
+      }
+      // A drift that was there when the run started is never "compliant".
+      for (const f of report?.findings ?? []) {
+        const before = atStart.get(driftKey(f.control, f.targetId));
+        if (before?.drifted && f.status === 'compliant') {
+          counts.wrongReports++;
+          notes.push(`wrong report: run ${run} called ${f.control} on ${f.targetId} compliant although it was drifted: ${f.detail}`);
+        }
+      }
+    }
+    const final = driftMap(world);
+    counts.driftsFixed = [...initial.entries()].filter(([k, d]) => canFix(d) && !final.get(k)?.drifted).length;
+    judgeWrites(world, world.writes, counts, notes);
+    judgeScope(world, world.proxy.requests, counts, notes);
+    await judgeAudit(azurite, world.writes, counts, notes);
+  } finally {
+    await world.stop();
+  }
+  return { seed: opts.seed, scenario: 'sweep', counts, notes, seconds: (Date.now() - started) / 1000 };
+}
+
+// ---------------------------------------------------------------- scenario: events, three times each
+
+interface Delivery {
+  group: string;
+  body: string;
+  headers: Record<string, string>;
+}
+
+async function post(url: string, d: { body: string; headers: Record<string, string> }, boundMs: number): Promise<{ status: number; json: any; hung: boolean }> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), boundMs);
+  try {
+    const res = await fetch(url, { method: 'POST', body: d.body, headers: d.headers, signal: controller.signal });
+    const text = await res.text();
+    let json: any;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = text;
+    }
+    return { status: res.status, json, hung: false };
+  } catch (e) {
+    // A reset (status 0) or the bound (hung).
+    return { status: 0, json: String((e as Error).message), hung: controller.signal.aborted };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * `aks-netguard serve` as Event Grid's webhook: first hostile input (an oversized event, a browser
+ * page's text/plain post, events for another subscription, mangled resource ids), then every drift's
+ * event delivered three times at once in a seeded order, redelivered while NetGuard answers 500 (as
+ * Event Grid does), under ARM faults and an Azurite outage. `handle-event` gets an oversized file.
+ */
+async function eventsScenario(opts: SeedOptions, azurite: RestartableAzurite): Promise<ScenarioResult> {
+  const started = Date.now();
+  const world = await buildWorld(opts.seed, 'events', { copies: opts.copies, rate: opts.rate });
+  const counts = zeroCounts();
+  const notes: string[] = [];
+  const random = rngFor(opts.seed, 'events');
+  const env = settingsEnv(world, azurite, { AKS_NETGUARD_MODE: 'auto' });
+  const serve = await startServe(opts.cli, env, opts.hungBoundMs);
+  const events = `${serve.url}/api/events`;
+  const json = { 'content-type': 'application/json', 'aeg-event-type': 'Notification' };
+  try {
+    // ---- hostile input, faults off, one at a time: any ARM request it causes is counted.
+    world.proxy.enabled = false;
+    const target = world.clusters.find((c) => c.driftedControls.includes('http-application-routing') && !c.exempt) ?? world.clusters[0];
+    const evt = (op: string, id: string) => fleetEvent(op, id, { id: `${op}|${id}`.replace(/[^A-Za-z0-9]/g, '').slice(-60) });
+    const hostile: Array<{ what: string; body: string; headers: Record<string, string>; refused: (s: number) => boolean }> = [];
+    const big = evt(OP.clusterWrite, target.clusterId);
+    big.data.padding = 'x'.repeat(2 * 1024 * 1024);
+    hostile.push({ what: 'a 2 MiB event', body: JSON.stringify([big]), headers: json, refused: (s) => s === 413 });
+    hostile.push({
+      what: 'text/plain with Origin: https://evil.example',
+      body: JSON.stringify([evt(OP.clusterWrite, target.clusterId)]),
+      headers: { 'content-type': 'text/plain', origin: 'https://evil.example', 'aeg-event-type': 'Notification' },
+      refused: (s) => s === 403 || s === 415,
+    });
+    hostile.push({ what: 'a body that is not JSON', body: '{"id": [', headers: json, refused: (s) => s === 400 });
+    for (const h of hostile) {
+      const seq = world.proxy.requests.length;
+      const r = await post(events, h, opts.hungBoundMs);
+      const armCalls = world.proxy.requests.length - seq;
+      if (r.hung) counts.hungRuns++;
+      if (!h.refused(r.status) || armCalls > 0) {
+        counts.abuseAccepted++;
+        notes.push(`abuse accepted: serve answered ${r.status || 'a reset'} to ${h.what}${armCalls ? ` and made ${armCalls} ARM calls` : ''}`);
+      }
+    }
+    {
+      const seq = world.proxy.requests.length;
+      const r = await runCli(opts.cli, ['handle-event', '-', '--json'], env, opts.hungBoundMs, JSON.stringify([big]));
+      const armCalls = world.proxy.requests.length - seq;
+      if (r.hung) counts.hungRuns++;
+      if (r.code !== 2 || armCalls > 0) {
+        counts.abuseAccepted++;
+        notes.push(`abuse accepted: handle-event exited ${r.code} on a 2 MiB event${armCalls ? ` after ${armCalls} ARM calls` : ''}`);
+      }
+    }
+    // Mangled ids and other subscriptions: acknowledged, no call (judged from the proxy log below).
+    const mangled = [
+      `/subscriptions/..`,
+      `${target.clusterId.replace(/[^/]+$/, '')}.`,
+      `${target.clusterId}?api-version=1&y=`,
+    ];
+    for (const id of mangled) await post(events, { body: JSON.stringify([evt(OP.clusterWrite, id)]), headers: json }, opts.hungBoundMs);
+
+    // ---- the real deliveries, with faults and an outage.
+    world.proxy.enabled = true;
+    const outageAfter = 1 + Math.floor(random() * 3);
+    world.afterAppliedWrite = (n) => {
+      if (n === outageAfter) azurite.outage(2000 + Math.floor(random() * 3000));
+    };
+    const initial = driftMap(world);
+    counts.driftsSeeded = [...initial.values()].filter(canFix).length;
+    // One event per drifted target, named by the target (the group); three deliveries of each.
+    const groups = new Map<string, Record<string, any>>();
+    for (const d of initial.values()) {
+      if (!canFix(d) || groups.has(d.targetId.toLowerCase())) continue;
+      const op = /\/networksecuritygroups\//i.test(d.targetId) ? OP.nsgWrite : OP.clusterWrite;
+      groups.set(d.targetId.toLowerCase(), evt(op, d.targetId));
+    }
+    for (const c of world.outClusters.filter((x) => x.driftedControls.length > 0).slice(0, 3)) {
+      groups.set(`out:${c.clusterId.toLowerCase()}`, evt(OP.clusterWrite, c.clusterId));
+      if (c.nsgIds[0]) groups.set(`out:${c.nsgIds[0].toLowerCase()}`, evt(OP.nsgWrite, c.nsgIds[0]));
+    }
+    const deliveries: Delivery[] = shuffle(
+      [...groups.entries()].flatMap(([group, e]) => [0, 1, 2].map(() => ({ group, body: JSON.stringify([e]), headers: json }))),
+      random,
+    );
+    const answers = new Map<string, Array<{ status: number; remediated: number }>>();
+    const deliver = async (d: Delivery): Promise<void> => {
+      // Event Grid redelivers on 5xx or no answer; five tries here, a second apart.
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const r = await post(events, d, opts.hungBoundMs);
+        if (r.hung) {
+          counts.hungRuns++;
+          notes.push(`hung run: a delivery for ${d.group} got no answer within ${opts.hungBoundMs} ms`);
+        }
+        const list = answers.get(d.group) ?? [];
+        list.push({ status: r.status, remediated: Number(r.json?.summary?.remediated ?? 0) });
+        answers.set(d.group, list);
+        if (is2xx(r.status) || (r.status >= 400 && r.status < 500)) return;
+        await new Promise((res) => setTimeout(res, 1000));
+      }
+    };
+    // All three copies of every event at once, in the seeded order.
+    await Promise.all(deliveries.map((d) => deliver(d)));
+    await azurite.up();
+
+    const final = driftMap(world);
+    counts.driftsFixed = [...initial.entries()].filter(([k, d]) => canFix(d) && !final.get(k)?.drifted).length;
+    for (const [key, d] of initial) {
+      if (!canFix(d) || final.get(key)?.drifted) continue;
+      const wrote = world.writes.some((o) => changed(o) && topIdOf(o.request.path)?.toLowerCase() === d.targetId.toLowerCase());
+      const said = answers.get(d.targetId.toLowerCase()) ?? [];
+      if (wrote && !said.some((a) => is2xx(a.status) && a.remediated > 0)) {
+        counts.wrongReports++;
+        notes.push(`wrong report: the deliveries for ${d.targetId} fixed ${d.control} but none answered remediated (${said.map((a) => `${a.status}/${a.remediated}`).join(', ')})`);
+      }
+    }
+    judgeWrites(world, world.writes, counts, notes);
+    judgeScope(world, world.proxy.requests, counts, notes);
+    if (!(await serve.stop(opts.hungBoundMs))) {
+      counts.hungRuns++;
+      notes.push('hung run: serve did not stop on Ctrl-C');
+    }
+    await judgeAudit(azurite, world.writes, counts, notes);
+  } finally {
+    await serve.stop(5000);
+    await world.stop();
+  }
+  return { seed: opts.seed, scenario: 'events', counts, notes, seconds: (Date.now() - started) / 1000 };
+}
+
+export const SCENARIOS: Record<string, (opts: SeedOptions, azurite: RestartableAzurite) => Promise<ScenarioResult>> = {
+  sweep: sweepScenario,
+  events: eventsScenario,
+};
+
+/** Every scenario of one seed, on one Azurite (restarted inside the scenarios). */
+export async function runSeed(opts: SeedOptions): Promise<ScenarioResult[]> {
+  const azurite = await RestartableAzurite.start();
+  const results: ScenarioResult[] = [];
+  try {
+    for (const [name, scenario] of Object.entries(SCENARIOS)) {
+      if (opts.only && !opts.only.includes(name)) continue;
+      results.push(await scenario(opts, azurite));
+      opts.log?.(`seed ${opts.seed} ${name}: ${JSON.stringify(results[results.length - 1].counts)}`);
+    }
+  } finally {
+    await azurite.stop();
+  }
+  return results;
+}
+
+export function total(results: ScenarioResult[]): Counts {
+  const sum = zeroCounts();
+  for (const r of results) for (const k of Object.keys(sum) as Array<keyof Counts>) sum[k] += r.counts[k];
+  return sum;
+}
