@@ -5,10 +5,10 @@
 import type { ArmManagedCluster, ArmNetworkSecurityGroup } from '../../shared/azure/armTypes';
 import type { SeededCluster } from '../../shared/sandbox/fleet';
 import type { RunReport } from '../../shared/types';
-import { fleetEvent, OP } from '../functions/eventRig';
+import { loadAzureFixture } from '../../shared/sandbox/fleet';
 import type { ProxiedRequest, WriteObservation } from './faultProxy';
 import { clusterWidening, driftKey, enforcedDrift, normalized, nsgWidening, vnetSpaceOf, type TargetDrift } from './judge';
-import { rngFor, shuffle } from './prng';
+import { hash32, rngFor, shuffle } from './prng';
 import { buildWorld, cliEnv, RestartableAzurite, runCli, startServe, topIdOf, type World } from './world';
 
 export const BAD_COUNTS = [
@@ -55,6 +55,8 @@ export interface SeedOptions {
 export function zeroCounts(): Counts {
   return { driftsSeeded: 0, driftsFixed: 0, wrongReports: 0, wideningWrites: 0, outOfScopeCalls: 0, duplicateWrites: 0, duplicateCards: 0, unauditedWrites: 0, hungRuns: 0, abuseAccepted: 0 };
 }
+
+const hashId = (text: string) => `${hash32(text).toString(16)}${hash32(`x${text}`).toString(16)}`;
 
 const ALLOWED_QUERY = /^(api-version|\$[a-z]+)$/i;
 const is2xx = (s: number) => s >= 200 && s < 300;
@@ -223,6 +225,32 @@ async function sweepScenario(opts: SeedOptions, azurite: RestartableAzurite): Pr
 
 // ---------------------------------------------------------------- scenario: events, three times each
 
+const OP = {
+  nsgWrite: 'Microsoft.Network/networkSecurityGroups/write',
+  clusterWrite: 'Microsoft.ContainerService/managedClusters/write',
+} as const;
+
+/**
+ * Microsoft's published ResourceWriteSuccess sample pointed at a resource (the fixture is found by
+ * walking up, so this also works from the bundled runner).
+ */
+function writeEvent(operationName: string, resourceId: string, id: string): Record<string, any> {
+  const published = loadAzureFixture<unknown>('eventgrid/eventgrid-schema/subscription_ResourceWriteSuccess.json');
+  const e = structuredClone(Array.isArray(published) ? published[0] : published) as Record<string, any>;
+  const subscriptionId = resourceId.split('/')[2] ?? '';
+  e.id = id;
+  e.subject = resourceId;
+  e.topic = `/subscriptions/${subscriptionId}`;
+  e.data.resourceUri = resourceId;
+  e.data.operationName = operationName;
+  e.data.resourceProvider = operationName.split('/')[0];
+  e.data.subscriptionId = subscriptionId;
+  e.data.authorization.scope = resourceId;
+  e.data.authorization.action = operationName;
+  if (e.data.httpRequest) e.data.httpRequest.url = `https://management.azure.com${resourceId}?api-version=2024-05-01`;
+  return e;
+}
+
 interface Delivery {
   group: string;
   body: string;
@@ -270,7 +298,7 @@ async function eventsScenario(opts: SeedOptions, azurite: RestartableAzurite): P
     // ---- hostile input, faults off, one at a time: any ARM request it causes is counted.
     world.proxy.enabled = false;
     const target = world.clusters.find((c) => c.driftedControls.includes('http-application-routing') && !c.exempt) ?? world.clusters[0];
-    const evt = (op: string, id: string) => fleetEvent(op, id, { id: `${op}|${id}`.replace(/[^A-Za-z0-9]/g, '').slice(-60) });
+    const evt = (op: string, id: string) => writeEvent(op, id, `faults-${opts.seed}-${hashId(`${op}|${id}`)}`);
     const hostile: Array<{ what: string; body: string; headers: Record<string, string>; refused: (s: number) => boolean }> = [];
     const big = evt(OP.clusterWrite, target.clusterId);
     big.data.padding = 'x'.repeat(2 * 1024 * 1024);
