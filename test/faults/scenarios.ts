@@ -2,6 +2,8 @@
 // outside the product: the proxy's request log, the stand-in's state before and after each write
 // (NSGs with the project's exact evaluator over every flow), Azurite's audit/intent rows, the
 // connector's calls and the JSON and HTTP answers NetGuard gives.
+import fs from 'node:fs';
+import path from 'node:path';
 import type { ArmManagedCluster, ArmNetworkSecurityGroup } from '../../shared/azure/armTypes';
 import type { SeededCluster } from '../../shared/sandbox/fleet';
 import type { RunReport } from '../../shared/types';
@@ -9,7 +11,7 @@ import { loadAzureFixture } from '../../shared/sandbox/fleet';
 import type { ProxiedRequest, WriteObservation } from './faultProxy';
 import { clusterWidening, driftKey, enforcedDrift, normalized, nsgWidening, vnetSpaceOf, type TargetDrift } from './judge';
 import { hash32, rngFor, shuffle } from './prng';
-import { buildWorld, cliEnv, RestartableAzurite, runCli, startServe, topIdOf, type World } from './world';
+import { buildWorld, cliEnv, REPO_ROOT, RestartableAzurite, runCli, startServe, topIdOf, type World } from './world';
 
 export const BAD_COUNTS = [
   'wrongReports',
@@ -406,9 +408,186 @@ async function eventsScenario(opts: SeedOptions, azurite: RestartableAzurite): P
   return { seed: opts.seed, scenario: 'events', counts, notes, seconds: (Date.now() - started) / 1000 };
 }
 
+// ---------------------------------------------------------------- scenario: approvals and card actions
+
+const TENANT = 'b28fdbfd-2b78-4f93-b0f8-8881793f0f8f';
+const FOREIGN_TENANT = '11111111-2222-4333-8444-555555555555';
+const APPROVER = 'c5e99701-2a32-49c1-a660-4629ceeb8c61';
+const STRANGER = '0f0f0f0f-1e1e-4d2d-8c3c-4b4b4b4b4b4b';
+
+/** Every message on the notice queue, decoded, left in place (peeked in pages by receiving and re-hiding is not needed: the queue is read once at the end). */
+async function noticesOnQueue(connectionString: string): Promise<Array<Record<string, any>>> {
+  const { QueueClient } = await import('@azure/storage-queue');
+  const queue = new QueueClient(connectionString, 'netguard-notices', { allowInsecureConnection: true } as never);
+  const out: Array<Record<string, any>> = [];
+  if (!(await queue.exists())) return out;
+  for (let round = 0; round < 200; round++) {
+    const { receivedMessageItems } = await queue.receiveMessages({ numberOfMessages: 32, visibilityTimeout: 300 });
+    if (receivedMessageItems.length === 0) break;
+    for (const m of receivedMessageItems) {
+      try {
+        out.push(JSON.parse(m.messageText.startsWith('{') ? m.messageText : Buffer.from(m.messageText, 'base64').toString('utf8')));
+      } catch {
+        /* not a notice */
+      }
+    }
+  }
+  return out;
+}
+
+/** An Action.Execute click, cloned from Microsoft's published invoke sample. */
+function cardClick(serviceUrl: string, o: { approvalId: string; nonce: string; from: string; tenant: string; action?: string }): Record<string, any> {
+  const a = structuredClone(TEAMS_INVOKE) as Record<string, any>;
+  const action = o.action ?? 'approve';
+  a.serviceUrl = serviceUrl;
+  a.id = `f:${hashId(JSON.stringify(o) + Math.random())}`;
+  a.conversation = { id: '19:faults@thread.tacv2;messageid=1767765488332', conversationType: 'channel', isGroup: true, tenantId: o.tenant };
+  a.channelData.tenant.id = o.tenant;
+  a.from.aadObjectId = o.from;
+  a.value = { action: { type: 'Action.Execute', title: action, verb: `netguard.${action}`, data: { approvalId: o.approvalId, action, nonce: o.nonce } }, trigger: 'manual' };
+  return a;
+}
+
+let TEAMS_INVOKE: unknown;
+
+/**
+ * Approve-mode drifts: the sweep twice and each cluster event three times at once (a person must get
+ * one card per drift, not three), then clicks on the cards through `serve`'s /api/messages while the
+ * Teams connector is down: a forged nonce, a click from a foreign tenant, one from a stranger, one on
+ * an expired request (none may change anything), and one valid click sent three times at once (the
+ * fix is applied once).
+ */
+async function approvalsScenario(opts: SeedOptions, azurite: RestartableAzurite): Promise<ScenarioResult> {
+  const started = Date.now();
+  const world = await buildWorld(opts.seed, 'approvals', { copies: opts.copies, rate: opts.rate });
+  const counts = zeroCounts();
+  const notes: string[] = [];
+  const random = rngFor(opts.seed, 'approvals');
+  const { ConnectorStandIn } = await import('../teams/connectorStandIn');
+  const connector = await ConnectorStandIn.start();
+  TEAMS_INVOKE ??= JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'teams', 'teams.net_invoke_adaptiveCard-action_personal.json'), 'utf8'));
+  // Tables of their own (the approvals of other scenarios live under the default prefix too).
+  const env = settingsEnv(world, azurite, {
+    AKS_NETGUARD_MODE: 'approve',
+    AKS_NETGUARD_APPROVERS: APPROVER,
+    MicrosoftAppTenantId: TENANT,
+  });
+  const serve = await startServe(opts.cli, env, opts.hungBoundMs);
+  try {
+    const initial = driftMap(world);
+    counts.driftsSeeded = [...initial.values()].filter(canFix).length;
+    // Sweeps and triple deliveries of every cluster's event, all at once.
+    const clusterEvents = world.clusters.filter((c) => !c.exempt).map((c) => writeEvent(OP.clusterWrite, c.clusterId, `faults-${opts.seed}-approve-${hashId(c.clusterId)}`));
+    const deliveries = shuffle(clusterEvents.flatMap((e) => [0, 1, 2].map(() => JSON.stringify([e]))), random);
+    const sweeps = [1, 2].map(() => runCli(opts.cli, ['sweep', '--json'], env, opts.hungBoundMs));
+    const posts = deliveries.map((body) => post(`${serve.url}/api/events`, { body, headers: { 'content-type': 'application/json', 'aeg-event-type': 'Notification' } }, opts.hungBoundMs));
+    for (const r of await Promise.all(sweeps)) if (r.hung) counts.hungRuns++;
+    for (const r of await Promise.all(posts)) if (r.hung) counts.hungRuns++;
+    await azurite.up();
+
+    // One card per approval request: duplicate notices for the same drift are duplicate cards.
+    const { TableStateStore } = await import('../../shared/store/tables');
+    const store = TableStateStore.fromConnectionString(azurite.connectionString);
+    const pending = (await store.listApprovals('pending')).filter((a) => a.clusterId.toLowerCase().includes(world.inScope.toLowerCase()));
+    const notices = (await noticesOnQueue(azurite.connectionString)).filter((n) => n.kind === 'approval-requested' && String(n.approval?.targetId ?? '').toLowerCase().includes(world.inScope.toLowerCase()));
+    opts.log?.(`seed ${opts.seed} approvals: ${pending.length} pending approvals, ${notices.length} approval notices queued`);
+    const perTarget = new Map<string, number>();
+    for (const n of notices) {
+      const key = `${n.approval.control}|${String(n.approval.targetId).toLowerCase()}`;
+      perTarget.set(key, (perTarget.get(key) ?? 0) + 1);
+    }
+    for (const [key, n] of perTarget) {
+      if (n > 1) {
+        counts.duplicateCards += n - 1;
+        notes.push(`duplicate cards: ${n} approval requests queued for ${key}`);
+      }
+    }
+
+    // Card actions, with the connector down (every call to it fails).
+    connector.failNext(10_000, 503);
+    const { TeamsTables } = await import('../../shared/teams/channels');
+    const tables = TeamsTables.fromConnectionString(azurite.connectionString);
+    const click = async (activity: Record<string, any>) => post(`${serve.url}/api/messages`, { body: JSON.stringify(activity), headers: { 'content-type': 'application/json' } }, opts.hungBoundMs);
+    const changesTo = (targetId: string, fromIndex: number) => world.writes.slice(fromIndex).filter((o) => changed(o) && topIdOf(o.request.path)?.toLowerCase() === targetId.toLowerCase()).length;
+    const candidates = shuffle(pending, random);
+    const hostile: Array<{ what: string; make: (a: (typeof pending)[number], nonce: string) => Record<string, any>; expire?: boolean }> = [
+      { what: 'a forged nonce', make: (a) => cardClick(connector.serviceUrl, { approvalId: a.id, nonce: 'forged-nonce-0000000000000', from: APPROVER, tenant: TENANT }) },
+      { what: 'a click from a foreign tenant', make: (a, nonce) => cardClick(connector.serviceUrl, { approvalId: a.id, nonce, from: APPROVER, tenant: FOREIGN_TENANT }) },
+      { what: 'a click from someone not in AKS_NETGUARD_APPROVERS', make: (a, nonce) => cardClick(connector.serviceUrl, { approvalId: a.id, nonce, from: STRANGER, tenant: TENANT }) },
+      { what: 'a click on an expired request', make: (a, nonce) => cardClick(connector.serviceUrl, { approvalId: a.id, nonce, from: APPROVER, tenant: TENANT }), expire: true },
+    ];
+    for (const h of hostile) {
+      const approval = candidates.shift();
+      if (!approval) break;
+      // The nonce the card carries, issued through the product's own table as delivery would.
+      const nonce = await tables.nonceFor(approval.id, approval.requestedAt);
+      if (h.expire) {
+        const current = await store.getApproval(approval.id);
+        if (current) await store.updateApproval({ ...current, expiresAt: new Date(Date.now() - 60_000).toISOString() });
+      }
+      const from = world.writes.length;
+      const r = await click(h.make(approval, nonce));
+      opts.log?.(`seed ${opts.seed} approvals: ${h.what} → ${r.status}`);
+      if (r.hung) counts.hungRuns++;
+      const after = await store.getApproval(approval.id);
+      const writes = changesTo(approval.targetId, from);
+      if (writes > 0 || after?.state === 'approved') {
+        counts.abuseAccepted++;
+        notes.push(`abuse accepted: ${h.what} on ${approval.control}/${approval.targetId} → state ${after?.state}, ${writes} write(s)`);
+      }
+    }
+    // A stranger's channel (another tenant, its own serviceUrl) asks to receive the cards.
+    {
+      const m = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'teams', 'teams.net_message_channel_mention.json'), 'utf8')) as Record<string, any>;
+      const strangerUrl = 'http://127.0.0.1:9/stranger/';
+      m.serviceUrl = strangerUrl;
+      m.text = '<at>ridotest</at> subscribe';
+      m.conversation.id = '19:stranger@thread.tacv2;messageid=1';
+      m.conversation.tenantId = FOREIGN_TENANT;
+      m.channelData.tenant.id = FOREIGN_TENANT;
+      m.channelData.channel.id = '19:stranger@thread.tacv2';
+      m.from.aadObjectId = STRANGER;
+      const r = await click(m);
+      const channels = await tables.listChannels().catch(() => []);
+      if (channels.some((c) => c.reference.serviceUrl === strangerUrl)) {
+        counts.abuseAccepted++;
+        notes.push(`abuse accepted: a stranger from another tenant subscribed a channel with its own serviceUrl (answer ${r.status})`);
+      }
+    }
+    const valid = candidates.shift();
+    if (valid) {
+      const nonce = await tables.nonceFor(valid.id, valid.requestedAt);
+      const from = world.writes.length;
+      const answers = await Promise.all([0, 1, 2].map(() => click(cardClick(connector.serviceUrl, { approvalId: valid.id, nonce, from: APPROVER, tenant: TENANT }))));
+      for (const r of answers) if (r.hung) counts.hungRuns++;
+      const writes = changesTo(valid.targetId, from);
+      opts.log?.(`seed ${opts.seed} approvals: a valid click three times → ${answers.map((a) => a.status).join(',')}, ${writes} change(s), state ${(await store.getApproval(valid.id))?.state}`);
+      if (writes > 1) {
+        counts.abuseAccepted++;
+        notes.push(`abuse accepted: one approval clicked three times at once changed ${valid.targetId} ${writes} times`);
+      }
+    }
+    const final = driftMap(world);
+    counts.driftsFixed = [...initial.entries()].filter(([k, d]) => canFix(d) && !final.get(k)?.drifted).length;
+    judgeWrites(world, world.writes, counts, notes);
+    judgeScope(world, world.proxy.requests, counts, notes);
+    if (!(await serve.stop(opts.hungBoundMs))) {
+      counts.hungRuns++;
+      notes.push('hung run: serve did not stop on Ctrl-C');
+    }
+    await judgeAudit(azurite, world.writes, counts, notes);
+  } finally {
+    await serve.stop(5000);
+    await connector.stop();
+    await world.stop();
+  }
+  return { seed: opts.seed, scenario: 'approvals', counts, notes, seconds: (Date.now() - started) / 1000 };
+}
+
 export const SCENARIOS: Record<string, (opts: SeedOptions, azurite: RestartableAzurite) => Promise<ScenarioResult>> = {
   sweep: sweepScenario,
   events: eventsScenario,
+  approvals: approvalsScenario,
 };
 
 /** Every scenario of one seed, on one Azurite (restarted inside the scenarios). */
