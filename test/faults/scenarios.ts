@@ -66,6 +66,8 @@ const is2xx = (s: number) => s >= 200 && s < 300;
 /** A request NetGuard had no business making: another subscription, the tenant, or a mangled id. */
 function outOfScope(r: ProxiedRequest, inScope: string): string | undefined {
   const raw = r.rawUrl.split('?')[0];
+  // Kubernetes API requests (instance-metadata) may reach a stand-in on the same address: not ARM ids.
+  if (/^\/(api|apis)(\/|$)/.test(raw)) return undefined;
   if (raw.split('/').some((s) => s === '.' || s === '..' || /^%2e%2e?$/i.test(s) || /^%2e$/i.test(s))) return `dot segment in ${r.method} ${r.rawUrl}`;
   for (const k of Object.keys(r.query)) if (!ALLOWED_QUERY.test(k)) return `query parameter "${k}" in ${r.method} ${r.rawUrl}`;
   const prefix = `/subscriptions/${inScope}`.toLowerCase();
