@@ -76,6 +76,11 @@ function outOfScope(r: ProxiedRequest, inScope: string): string | undefined {
   return undefined;
 }
 
+function hung(counts: Counts, notes: string[], what: string): void {
+  counts.hungRuns++;
+  notes.push(`hung run: ${what}`);
+}
+
 /** An applied write that changed the resource (before ≠ after, ignoring ETags and tags). */
 function changed(o: WriteObservation): boolean {
   return is2xx(o.request.upstreamStatus) && o.request.method !== 'POST' && normalized(o.before) !== normalized(o.after);
@@ -318,7 +323,7 @@ async function eventsScenario(opts: SeedOptions, azurite: RestartableAzurite): P
       const seq = world.proxy.requests.length;
       const r = await post(events, h, opts.hungBoundMs);
       const armCalls = world.proxy.requests.length - seq;
-      if (r.hung) counts.hungRuns++;
+      if (r.hung) hung(counts, notes, `serve gave no answer to ${h.what} within ${opts.hungBoundMs} ms`);
       if (!h.refused(r.status) || armCalls > 0) {
         counts.abuseAccepted++;
         notes.push(`abuse accepted: serve answered ${r.status || 'a reset'} to ${h.what}${armCalls ? ` and made ${armCalls} ARM calls` : ''}`);
@@ -328,7 +333,7 @@ async function eventsScenario(opts: SeedOptions, azurite: RestartableAzurite): P
       const seq = world.proxy.requests.length;
       const r = await runCli(opts.cli, ['handle-event', '-', '--json'], env, opts.hungBoundMs, JSON.stringify([big]));
       const armCalls = world.proxy.requests.length - seq;
-      if (r.hung) counts.hungRuns++;
+      if (r.hung) hung(counts, notes, `handle-event on a 2 MiB event did not end within ${opts.hungBoundMs} ms`);
       if (r.code !== 2 || armCalls > 0) {
         counts.abuseAccepted++;
         notes.push(`abuse accepted: handle-event exited ${r.code} on a 2 MiB event${armCalls ? ` after ${armCalls} ARM calls` : ''}`);
@@ -483,8 +488,8 @@ async function approvalsScenario(opts: SeedOptions, azurite: RestartableAzurite)
     const deliveries = shuffle(clusterEvents.flatMap((e) => [0, 1, 2].map(() => JSON.stringify([e]))), random);
     const sweeps = [1, 2].map(() => runCli(opts.cli, ['sweep', '--json'], env, opts.hungBoundMs));
     const posts = deliveries.map((body) => post(`${serve.url}/api/events`, { body, headers: { 'content-type': 'application/json', 'aeg-event-type': 'Notification' } }, opts.hungBoundMs));
-    for (const r of await Promise.all(sweeps)) if (r.hung) counts.hungRuns++;
-    for (const r of await Promise.all(posts)) if (r.hung) counts.hungRuns++;
+    for (const r of await Promise.all(sweeps)) if (r.hung) hung(counts, notes, `an approve-mode sweep did not end within ${opts.hungBoundMs} ms`);
+    for (const r of await Promise.all(posts)) if (r.hung) hung(counts, notes, `a cluster event delivery got no answer within ${opts.hungBoundMs} ms`);
     await azurite.up();
 
     // One card per approval request: duplicate notices for the same drift are duplicate cards.
@@ -530,7 +535,7 @@ async function approvalsScenario(opts: SeedOptions, azurite: RestartableAzurite)
       const from = world.writes.length;
       const r = await click(h.make(approval, nonce));
       opts.log?.(`seed ${opts.seed} approvals: ${h.what} → ${r.status}`);
-      if (r.hung) counts.hungRuns++;
+      if (r.hung) hung(counts, notes, `${h.what} got no answer within ${opts.hungBoundMs} ms`);
       const after = await store.getApproval(approval.id);
       const writes = changesTo(approval.targetId, from);
       if (writes > 0 || after?.state === 'approved') {
@@ -561,7 +566,7 @@ async function approvalsScenario(opts: SeedOptions, azurite: RestartableAzurite)
       const nonce = await tables.nonceFor(valid.id, valid.requestedAt);
       const from = world.writes.length;
       const answers = await Promise.all([0, 1, 2].map(() => click(cardClick(connector.serviceUrl, { approvalId: valid.id, nonce, from: APPROVER, tenant: TENANT }))));
-      for (const r of answers) if (r.hung) counts.hungRuns++;
+      for (const r of answers) if (r.hung) hung(counts, notes, `a valid click got no answer within ${opts.hungBoundMs} ms`);
       const writes = changesTo(valid.targetId, from);
       opts.log?.(`seed ${opts.seed} approvals: a valid click three times → ${answers.map((a) => a.status).join(',')}, ${writes} change(s), state ${(await store.getApproval(valid.id))?.state}`);
       if (writes > 1) {

@@ -44,11 +44,16 @@ export function seededUuid(random: () => number): string {
  * repository's node_modules cache, so the child resolves its packages from node_modules. Returns the file.
  */
 export async function bundleCli(tag: string): Promise<string> {
-  const { build } = await import('esbuild');
+  const { build, stop } = await import('esbuild');
   const dir = path.join(REPO_ROOT, 'node_modules', '.cache', 'aks-netguard');
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `faults-cli-${tag}-${process.pid}.js`);
-  await build({ entryPoints: [path.join(REPO_ROOT, 'shared', 'cli', 'run.ts')], outfile: file, bundle: true, platform: 'node', format: 'cjs', packages: 'external', logLevel: 'warning' });
+  try {
+    await build({ entryPoints: [path.join(REPO_ROOT, 'shared', 'cli', 'run.ts')], outfile: file, bundle: true, platform: 'node', format: 'cjs', packages: 'external', logLevel: 'warning' });
+  } finally {
+    // esbuild keeps a service process for later builds; none follow, so no child outlives the build.
+    await stop();
+  }
   return file;
 }
 

@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { build } from 'esbuild';
+import { build, stop } from 'esbuild';
 
 jest.setTimeout(240_000);
 
@@ -20,6 +20,8 @@ beforeAll(async () => {
   // Bundled the way the npm script does it (the file name must end in bench.js to run as the bench).
   file = path.join(dir, 'bench.js');
   await build({ entryPoints: [path.join(root, 'bench', 'run.ts')], outfile: file, bundle: true, platform: 'node', format: 'cjs', packages: 'external', logLevel: 'warning' });
+  // No service process left behind in the jest worker (esbuild keeps one for later builds).
+  await stop();
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 

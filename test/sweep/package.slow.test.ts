@@ -18,7 +18,11 @@ beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(cache, 'bundles-'));
   bundles = await buildFunctionBundles({ outDir: dir, only: ['onResourceEvent', 'dailySweep', 'sweepSubscription'] });
 });
-afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+afterAll(async () => {
+  fs.rmSync(dir, { recursive: true, force: true });
+  // No esbuild service process left behind in the jest worker.
+  await (await import('esbuild')).stop();
+});
 
 const bundle = (name: string) => bundles.find((b) => b.name === name)!;
 
