@@ -64,7 +64,7 @@ const ALLOWED_QUERY = /^(api-version|\$[a-z]+)$/i;
 const is2xx = (s: number) => s >= 200 && s < 300;
 
 /** A request NetGuard had no business making: another subscription, the tenant, or a mangled id. */
-function outOfScope(r: ProxiedRequest, inScope: string): string | undefined {
+export function outOfScope(r: ProxiedRequest, inScope: string): string | undefined {
   const raw = r.rawUrl.split('?')[0];
   // Kubernetes API requests (instance-metadata) may reach a stand-in on the same address: not ARM ids.
   if (/^\/(api|apis)(\/|$)/.test(raw)) return undefined;
@@ -86,7 +86,7 @@ function changed(o: WriteObservation): boolean {
   return is2xx(o.request.upstreamStatus) && o.request.method !== 'POST' && normalized(o.before) !== normalized(o.after);
 }
 
-function isNoOpWrite(o: WriteObservation): boolean {
+export function isNoOpWrite(o: WriteObservation): boolean {
   return is2xx(o.request.upstreamStatus) && ['PUT', 'PATCH'].includes(o.request.method) && o.before !== undefined && normalized(o.before) === normalized(o.after);
 }
 
