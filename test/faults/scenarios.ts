@@ -482,8 +482,8 @@ async function approvalsScenario(opts: SeedOptions, azurite: RestartableAzurite)
   });
   const serve = await startServe(opts.cli, env, opts.hungBoundMs);
   try {
-    const initial = driftMap(world);
-    counts.driftsSeeded = [...initial.values()].filter(canFix).length;
+    // Drifts here wait for a person, so they are not counted as seeded/fixed (the table's "drifts
+    // fixed" is about what NetGuard fixes by itself); the clicks are judged below.
     // Sweeps and triple deliveries of every cluster's event, all at once.
     const clusterEvents = world.clusters.filter((c) => !c.exempt).map((c) => writeEvent(OP.clusterWrite, c.clusterId, `faults-${opts.seed}-approve-${hashId(c.clusterId)}`));
     const deliveries = shuffle(clusterEvents.flatMap((e) => [0, 1, 2].map(() => JSON.stringify([e]))), random);
@@ -575,8 +575,6 @@ async function approvalsScenario(opts: SeedOptions, azurite: RestartableAzurite)
         notes.push(`abuse accepted: one approval clicked three times at once changed ${valid.targetId} ${writes} times`);
       }
     }
-    const final = driftMap(world);
-    counts.driftsFixed = [...initial.entries()].filter(([k, d]) => canFix(d) && !final.get(k)?.drifted).length;
     judgeWrites(world, world.writes, counts, notes);
     judgeScope(world, world.proxy.requests, counts, notes);
     if (!(await serve.stop(opts.hungBoundMs))) {

@@ -34,6 +34,7 @@ test.each(['sweep', 'events', 'approvals'])(`seed ${SEED}, %s: every bad count i
   const bad = Object.fromEntries(BAD_COUNTS.map((k) => [k, r!.counts[k]]));
   // The notes say what each non-zero count saw, so a failure here reads as a bug report.
   expect({ bad, notes: r!.notes }).toEqual({ bad: Object.fromEntries(BAD_COUNTS.map((k) => [k, 0])), notes: [] });
-  // The scenario did exercise something: there were drifts to fix.
-  expect(r!.counts.driftsSeeded).toBeGreaterThan(0);
+  // The scenario did exercise something: there were drifts for NetGuard to fix by itself (the
+  // approvals scenario leaves its drifts to a person and counts none).
+  if (scenario !== 'approvals') expect(r!.counts.driftsSeeded).toBeGreaterThan(0);
 });
