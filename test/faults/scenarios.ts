@@ -402,6 +402,19 @@ async function eventsScenario(opts: SeedOptions, azurite: RestartableAzurite): P
         notes.push(`wrong report: the deliveries for ${d.targetId} fixed ${d.control} but none answered remediated (${said.map((a) => `${a.status}/${a.remediated}`).join(', ')})`);
       }
     }
+    // Check-then-act on duplicate deliveries: a losing delivery must not ask a person about a drift
+    // another delivery already fixed (that card would be a duplicate of the fix notice).
+    {
+      const { TableStateStore } = await import('../../shared/store/tables');
+      const store = TableStateStore.fromConnectionString(azurite.connectionString);
+      for (const a of await store.listApprovals('pending')) {
+        const d = final.get(driftKey(a.control, a.targetId));
+        if (a.targetId.toLowerCase().includes(world.inScope.toLowerCase()) && d && !d.drifted && initial.get(driftKey(a.control, a.targetId))?.drifted) {
+          counts.duplicateCards++;
+          notes.push(`duplicate cards: an approval is pending for ${a.control} on ${a.targetId}, a drift a concurrent delivery already fixed`);
+        }
+      }
+    }
     judgeWrites(world, world.writes, counts, notes);
     judgeScope(world, world.proxy.requests, counts, notes);
     if (!(await serve.stop(opts.hungBoundMs))) {
