@@ -30,10 +30,18 @@ export interface AzuriteInstance {
 }
 
 export interface StartAzuriteOptions {
-  /** How long to wait for the endpoints to answer, per attempt. */
+  /**
+   * Upper bound on waiting for the endpoints to answer, per attempt. It is only a safety net against
+   * a child that neither answers nor exits: readiness is decided by polling the ports, and a busy
+   * machine may take many seconds to start Node and Azurite, so the default is generous (5 min).
+   */
   readyTimeoutMs?: number;
-  /** How many times to pick fresh ports when a start fails (another process may grab a port first). */
+  /** How many times to pick fresh ports when the child exits during start (another process took a port). */
   attempts?: number;
+  /** Fixed ports instead of free ones (to restart an emulator where its clients expect it). */
+  ports?: { blob: number; queue: number; table: number };
+  /** Keep the data in this folder (survives a restart) instead of in memory. */
+  location?: string;
 }
 
 export function azuriteConnectionString(ports: { blob: number; queue: number; table: number }, host = LOOPBACK): string {
@@ -129,14 +137,15 @@ async function stopChild(child: ChildProcess): Promise<void> {
   running.delete(child);
 }
 
-async function startOnce(readyTimeoutMs: number): Promise<AzuriteInstance> {
-  const [blob, queue, table] = await freePorts(3);
+async function startOnce(readyTimeoutMs: number, options: StartAzuriteOptions): Promise<AzuriteInstance> {
+  const [blob, queue, table] = options.ports ? [options.ports.blob, options.ports.queue, options.ports.table] : await freePorts(3);
   const child = spawn(
     process.execPath,
     [
       azuriteScript(),
       '--silent',
-      '--inMemoryPersistence',
+      // --location and --inMemoryPersistence exclude each other (Azurite exits with an error).
+      ...(options.location ? ['--location', options.location] : ['--inMemoryPersistence']),
       '--disableTelemetry',
       '--skipApiVersionCheck',
       '--blobHost', LOOPBACK, '--blobPort', String(blob),
@@ -163,9 +172,13 @@ async function startOnce(readyTimeoutMs: number): Promise<AzuriteInstance> {
   let spawnError: Error | undefined;
   child.once('error', (e) => (spawnError = e));
 
+  // Ready when all three endpoints answer. No short deadline: on a loaded machine Node alone can take
+  // many seconds to start, and a child that dies is noticed at once (its exit ends the wait).
   const deadline = Date.now() + readyTimeoutMs;
+  let exited = false;
+  child.once('exit', () => (exited = true));
   while (Date.now() < deadline) {
-    if (spawnError || child.exitCode !== null || child.signalCode !== null) break;
+    if (spawnError || exited || child.exitCode !== null || child.signalCode !== null) break;
     const up = await Promise.all([answers(table), answers(queue), answers(blob)]);
     if (up.every(Boolean)) {
       let stopped: Promise<void> | undefined;
@@ -183,25 +196,40 @@ async function startOnce(readyTimeoutMs: number): Promise<AzuriteInstance> {
     }
     await sleep(100);
   }
+  const diedEarly = !!spawnError || child.exitCode !== null || child.signalCode !== null;
   await stopChild(child);
   const why = spawnError
     ? spawnError.message
     : child.exitCode !== null || child.signalCode !== null
       ? `it exited (${child.exitCode ?? child.signalCode})`
       : `its endpoints did not answer within ${readyTimeoutMs} ms`;
-  throw new Error(`Azurite did not start on ports ${blob}/${queue}/${table}: ${why}.${output.trim() ? ` Output: ${output.trim()}` : ''}`);
+  throw new AzuriteStartError(`Azurite did not start on ports ${blob}/${queue}/${table}: ${why}.${output.trim() ? ` Output: ${output.trim()}` : ''}`, diedEarly);
+}
+
+class AzuriteStartError extends Error {
+  constructor(
+    message: string,
+    /** The child exited (e.g. a port was taken): worth another try on fresh ports. */
+    readonly diedEarly: boolean,
+  ) {
+    super(message);
+    this.name = 'AzuriteStartError';
+  }
 }
 
 /** Starts Azurite on free loopback ports and waits until blob, queue and table endpoints answer. */
 export async function startAzurite(options: StartAzuriteOptions = {}): Promise<AzuriteInstance> {
-  const attempts = Math.max(1, options.attempts ?? 3);
-  const readyTimeoutMs = options.readyTimeoutMs ?? 30_000;
+  // Fixed ports cannot be re-picked, so one attempt; a timeout is not retried either (it would only
+  // multiply the wait of a machine that is already slow).
+  const attempts = options.ports ? 1 : Math.max(1, options.attempts ?? 3);
+  const readyTimeoutMs = options.readyTimeoutMs ?? 300_000;
   let lastError: unknown;
   for (let attempt = 0; attempt < attempts; attempt++) {
     try {
-      return await startOnce(readyTimeoutMs);
+      return await startOnce(readyTimeoutMs, options);
     } catch (e) {
       lastError = e;
+      if (!(e instanceof AzuriteStartError && e.diedEarly)) break;
     }
   }
   throw lastError;

@@ -8,6 +8,7 @@ import type { SeededFleet } from '../../testkit/fleet';
 import type { TableStateStore } from '../../shared/store/tables';
 import { sampleEvent, sampleText } from '../events/eventSamples';
 import { useAzurite } from '../helpers/azurite';
+import { waitUntil } from '../helpers/waitUntil';
 import { freshStore, startSandbox } from '../helpers/sandboxEnv';
 import { fleetEvent, netGuardRulesIn, OP, pick, ruleIdOf, rulePutsThatTook, runtimeFor, seedFleet } from '../functions/eventRig';
 
@@ -121,7 +122,7 @@ test('`aks-netguard serve --port 0` prints where it listens, serves the webhook 
     untilInterrupted: () => interrupted,
   });
   try {
-    for (let i = 0; i < 200 && !/serving on/.test(stdout); i++) await new Promise((r) => setTimeout(r, 10));
+    await waitUntil(() => /serving on/.test(stdout));
     const url = /serving on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)?.[1];
     expect(url).toBeDefined();
     const validation = await post(sampleText('eventgrid-schema/SubscriptionValidationEvent.json'), { 'aeg-event-type': 'SubscriptionValidation' }, `${url}/api/events`);
@@ -155,7 +156,7 @@ test('`serve` also answers the Teams bot on POST /api/messages, with the same bo
     untilInterrupted: () => interrupted,
   });
   try {
-    for (let i = 0; i < 200 && !/serving on/.test(stdout); i++) await new Promise((r) => setTimeout(r, 10));
+    await waitUntil(() => /serving on/.test(stdout));
     const url = /serving on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)![1];
     const activity = fixture('teams.net_message_channel_mention.json');
     activity.serviceUrl = connector.serviceUrl;

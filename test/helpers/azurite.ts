@@ -10,9 +10,11 @@ import { startAzurite as start, type AzuriteInstance as Instance } from '../../t
  */
 export function useAzurite(): Instance {
   let instance: Instance | undefined;
+  // Readiness is polled (see startAzurite); the hook's own limit only guards against a child that
+  // never answers, and is ample for a loaded 2-core machine where eight suites start at once.
   beforeAll(async () => {
     instance = await start();
-  }, 60_000);
+  }, 10 * 60_000);
   afterAll(async () => {
     await instance?.stop();
   });

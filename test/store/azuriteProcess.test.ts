@@ -1,4 +1,7 @@
+import fs from 'node:fs';
 import { connect } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { TableClient } from '@azure/data-tables';
 import { startAzurite, type AzuriteInstance } from '../helpers/azurite';
 
@@ -45,5 +48,28 @@ describe('startAzurite', () => {
     await one.stop();
     await two.stop();
     expect(await refused(portOf(two.tableEndpoint))).toBe(true);
-  }, 60_000);
+    // Readiness is polled with no short deadline; this limit only guards against a child that never answers.
+  }, 10 * 60_000);
+
+  it('restarts on the same ports with its data kept when given a location (the fault suite stops it mid-run)', async () => {
+    const location = fs.mkdtempSync(path.join(os.tmpdir(), 'netguard-azurite-test-'));
+    try {
+      const first = await startAzurite({ location });
+      started.push(first);
+      const table = () => TableClient.fromConnectionString(first.connectionString, 'kept', { allowInsecureConnection: true });
+      await table().createTable();
+      await table().createEntity({ partitionKey: 'p', rowKey: 'r', value: 7 });
+      await first.stop();
+      const ports = { blob: portOf(first.blobEndpoint), queue: portOf(first.queueEndpoint), table: portOf(first.tableEndpoint) };
+      expect(await refused(ports.table)).toBe(true);
+
+      const second = await startAzurite({ location, ports });
+      started.push(second);
+      expect(second.connectionString).toBe(first.connectionString);
+      expect((await table().getEntity('p', 'r')).value).toBe(7);
+      await second.stop();
+    } finally {
+      fs.rmSync(location, { recursive: true, force: true });
+    }
+  }, 10 * 60_000);
 });

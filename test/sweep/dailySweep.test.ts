@@ -23,9 +23,10 @@ let azurite: AzuriteInstance;
 let sandbox: ArmSandbox;
 let counter = 0;
 
+// Azurite's readiness is polled; the hook's limit is only a guard, ample for a loaded machine.
 beforeAll(async () => {
   [azurite, sandbox] = await Promise.all([startAzurite(), ArmSandbox.start()]);
-});
+}, 10 * 60_000);
 afterAll(async () => {
   await Promise.all([azurite?.stop(), sandbox?.stop()]);
 });

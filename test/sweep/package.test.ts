@@ -23,7 +23,11 @@ beforeAll(async () => {
   out = fs.mkdtempSync(path.join(cache, 'package-'));
   pkg = await buildPackage({ outDir: out, zip: false });
 });
-afterAll(() => fs.rmSync(out, { recursive: true, force: true }));
+afterAll(async () => {
+  fs.rmSync(out, { recursive: true, force: true });
+  // No esbuild service process left behind in the jest worker.
+  await (await import('esbuild')).stop();
+});
 
 const FUNCTIONS = ['dailySweep', 'deliverNotices', 'onResourceEvent', 'sweepSubscription', 'teamsMessages', 'verifyClusterUpdates'];
 
