@@ -3,7 +3,9 @@
 // the queue and calls deliverNotice, which throws on failure so the Functions host retries it and,
 // after its last attempt, moves it to the poison queue: a notice is never lost.
 import type { QueueClient } from '@azure/storage-queue';
+import { z } from 'zod';
 import { decodeQueueJson, encodeQueueJson, JsonQueue, queueClientFromEnvironment } from '../store/queues';
+import { approvalRecordSchema, findingSchema, parseStored, plannedChangeSchema, runReportSchema } from '../store/schemas';
 import { buildRemediationCard, type AdaptiveCard } from '../teams/cards';
 import type { ApprovalRecord, StateStore } from '../store/types';
 import type { RunReport } from '../types';
@@ -15,13 +17,15 @@ export function encodeNotice(notice: Notice): string {
   return encodeQueueJson(notice);
 }
 
+const noticeSchema: z.ZodType<Notice, z.ZodTypeDef, unknown> = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('approval-requested'), approval: approvalRecordSchema }).passthrough(),
+  z.object({ kind: z.literal('remediated'), finding: findingSchema, change: plannedChangeSchema, changedBy: z.string().optional(), at: z.string() }).passthrough(),
+  z.object({ kind: z.literal('digest'), at: z.string(), runId: z.string().optional(), report: runReportSchema.optional() }).passthrough(),
+]);
+
+/** A notice as the queue trigger hands it over; throws (so the host retries, then poisons it) when it is not one. */
 export function decodeNotice(message: unknown): Notice {
-  const value = decodeQueueJson(message);
-  const kind = (value as { kind?: unknown } | null)?.kind;
-  if (kind !== 'approval-requested' && kind !== 'remediated' && kind !== 'digest') {
-    throw new Error(`Not a NetGuard notice (kind ${JSON.stringify(kind)}).`);
-  }
-  return value as Notice;
+  return parseStored(noticeSchema, decodeQueueJson(message), 'Not a NetGuard notice');
 }
 
 export class QueueNoticeSink implements NoticeSink {
