@@ -105,7 +105,9 @@ export const plannedChangeSchema: z.ZodType<PlannedChange, z.ZodTypeDef, unknown
     return z.NEVER;
   }
   const parsed = CHANGE_SCHEMAS[kind as PlannedChange['kind']].safeParse(value);
-  if (parsed.success) return parsed.data as PlannedChange;
+  // The change as it was written, not zod's copy (which puts the checked keys first): changes are
+  // compared as JSON (the engine's "same change" test), so their key order must survive the store.
+  if (parsed.success) return value as PlannedChange;
   for (const issue of parsed.error.issues) ctx.addIssue({ code: z.ZodIssueCode.custom, path: issue.path, message: issue.message });
   return z.NEVER;
 });
@@ -161,7 +163,7 @@ export const pendingClusterUpdateSchema: z.ZodType<PendingClusterUpdate, z.ZodTy
     clusterId: z.string(),
     targetId: z.string(),
     operation: startedOperationSchema,
-    change: clusterPropertyChangeSchema,
+    change: plannedChangeSchema.refine((c): c is ClusterPropertyChange => c.kind === 'cluster-property', { message: 'not a cluster-property change' }),
     detail: z.string(),
     actor: z.string().optional(),
     changedBy: z.string().optional(),
