@@ -3,8 +3,9 @@
 // the queue and calls deliverNotice, which throws on failure so the Functions host retries it and,
 // after its last attempt, moves it to the poison queue: a notice is never lost.
 import type { QueueClient } from '@azure/storage-queue';
+import { z } from 'zod';
 import { decodeQueueJson, encodeQueueJson, JsonQueue, queueClientFromEnvironment } from '../store/queues';
-import { buildRemediationCard, type AdaptiveCard } from '../teams/cards';
+import { approvalRecordSchema, findingSchema, parseStored, plannedChangeSchema, runReportSchema } from '../store/schemas';
 import type { ApprovalRecord, StateStore } from '../store/types';
 import type { RunReport } from '../types';
 import type { Notice, NoticeSink } from './types';
@@ -15,13 +16,15 @@ export function encodeNotice(notice: Notice): string {
   return encodeQueueJson(notice);
 }
 
+const noticeSchema: z.ZodType<Notice, z.ZodTypeDef, unknown> = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('approval-requested'), approval: approvalRecordSchema }).passthrough(),
+  z.object({ kind: z.literal('remediated'), finding: findingSchema, change: plannedChangeSchema, changedBy: z.string().optional(), at: z.string() }).passthrough(),
+  z.object({ kind: z.literal('digest'), at: z.string(), runId: z.string().optional(), report: runReportSchema.optional() }).passthrough(),
+]);
+
+/** A notice as the queue trigger hands it over; throws (so the host retries, then poisons it) when it is not one. */
 export function decodeNotice(message: unknown): Notice {
-  const value = decodeQueueJson(message);
-  const kind = (value as { kind?: unknown } | null)?.kind;
-  if (kind !== 'approval-requested' && kind !== 'remediated' && kind !== 'digest') {
-    throw new Error(`Not a NetGuard notice (kind ${JSON.stringify(kind)}).`);
-  }
-  return value as Notice;
+  return parseStored(noticeSchema, decodeQueueJson(message), 'Not a NetGuard notice');
 }
 
 export class QueueNoticeSink implements NoticeSink {
@@ -42,18 +45,25 @@ export function noticeSinkFromEnvironment(env: NodeJS.ProcessEnv = process.env, 
   return client ? new QueueNoticeSink(client) : undefined;
 }
 
-/** What delivery needs from Teams (implemented by shared/teams/delivery.ts over the bot). */
-export interface NoticeChannels {
+/**
+ * What delivery needs from the channels people read (implemented by shared/teams/delivery.ts over
+ * the bot). The cards are theirs: notify never imports the Teams code, the Teams code imports notify.
+ */
+export interface NoticeChannels<Card = unknown> {
   /** Posts the card to every subscribed channel that has not got it yet; throws if a channel failed. */
-  post(deliveryKey: string, card: AdaptiveCard): Promise<{ channels: number; posted: number }>;
+  post(deliveryKey: string, card: Card): Promise<{ channels: number; posted: number }>;
   /** The approval card for a pending request (with its nonce). */
-  approvalCard(approval: ApprovalRecord): Promise<AdaptiveCard>;
+  approvalCard(approval: ApprovalRecord): Promise<Card>;
+  /** The card telling that a drift was fixed. */
+  remediationCard(notice: RemediatedNotice): Card;
   /** Builds, posts and records the daily digest. */
   digest(report: RunReport, at: string): Promise<{ channels: number; posted: number }>;
 }
 
-export interface DeliveryDeps {
-  channels: NoticeChannels;
+export type RemediatedNotice = Extract<Notice, { kind: 'remediated' }>;
+
+export interface DeliveryDeps<Card = unknown> {
+  channels: NoticeChannels<Card>;
   /** Where a sweep's combined report is kept (shared/sweep/runs.ts SweepRunStore). */
   reports?: { combinedReport(runId: string): Promise<RunReport> };
   store: StateStore;
@@ -86,7 +96,7 @@ export function deliveryKeyOf(notice: Notice): string {
 }
 
 /** Sends one notice to every subscribed channel. Throws when Teams could not be reached (retry). */
-export async function deliverNotice(notice: Notice, deps: DeliveryDeps): Promise<DeliveryResult> {
+export async function deliverNotice<Card>(notice: Notice, deps: DeliveryDeps<Card>): Promise<DeliveryResult> {
   if (notice.kind === 'digest') {
     const report = notice.report ?? (notice.runId && (await deps.reports?.combinedReport(notice.runId)));
     if (!report) throw new Error(`The digest notice of ${notice.at} names no report (run ${notice.runId ?? 'none'}), or its run cannot be read.`);
@@ -94,7 +104,7 @@ export async function deliverNotice(notice: Notice, deps: DeliveryDeps): Promise
     return { delivered: r.channels > 0, ...r, skipped: r.channels ? undefined : 'no subscribed channel' };
   }
   if (notice.kind === 'remediated') {
-    const card = buildRemediationCard(notice);
+    const card = deps.channels.remediationCard(notice);
     const r = await deps.channels.post(deliveryKeyOf(notice), card);
     return { delivered: r.channels > 0, ...r, skipped: r.channels ? undefined : 'no subscribed channel' };
   }

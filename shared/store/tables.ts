@@ -6,8 +6,9 @@ import type { TokenCredential } from '@azure/identity';
 import { tableClientOptions } from './clientOptions';
 import { storageConnectionString, storageCredentialFromEnvironment, storageServiceUrl, usesPlainHttp } from './storageAccount';
 import type { CachedCluster, CachedSubnet, TopologyCacheStore } from '../azure/topologyCache';
-import type { PlannedChange } from '../controls/types';
-import type { ControlId, Finding, FindingAction, FindingStatus, Mode } from '../types';
+import { z } from 'zod';
+import type { ControlId, Finding } from '../types';
+import { approvalRecordSchema, auditEntrySchema, cachedClusterSchema, cachedSubnetSchema, parseStored, storedFindingSchema } from './schemas';
 import {
   approvalIdFor,
   type ApprovalRecord,
@@ -262,19 +263,21 @@ export class TableStateStore implements StateStore, TopologyCacheStore {
   }
 
   async getCachedClusters(ids: string[]): Promise<Map<string, CachedCluster>> {
-    return this.getCachedEntries<CachedCluster>(ids, 'c');
+    return this.getCachedEntries(ids, 'c', cachedClusterSchema);
   }
 
   async getCachedSubnets(ids: string[]): Promise<Map<string, CachedSubnet>> {
-    return this.getCachedEntries<CachedSubnet>(ids, 's');
+    return this.getCachedEntries(ids, 's', cachedSubnetSchema);
   }
 
-  private async getCachedEntries<T>(ids: string[], kind: 'c' | 's'): Promise<Map<string, T>> {
+  private async getCachedEntries<T>(ids: string[], kind: 'c' | 's', schema: z.ZodType<T, z.ZodTypeDef, unknown>): Promise<Map<string, T>> {
     const out = new Map<string, T>();
     await Promise.all(
       [...new Set(ids.map((id) => id.toLowerCase()))].map(async (id) => {
         const row = await this.getRow('topology', topologyPartition(subscriptionOfId(id)), `${kind}|${tableKey(id)}`);
-        if (row) out.set(id, readJson(row, 'entry') as T);
+        // An entry that does not read back is a cache miss: the caller reads the subscription instead.
+        const entry = row ? schema.safeParse(readJson(row, 'entry')) : undefined;
+        if (entry?.success) out.set(id, entry.data);
       }),
     );
     return out;
@@ -383,7 +386,7 @@ export class TableStateStore implements StateStore, TopologyCacheStore {
 
   async getBaseline(clusterId: string): Promise<string[] | undefined> {
     const row = await this.getRow('baselines', BASELINE_PARTITION, tableKey(clusterId));
-    return row ? (readJson(row, 'ranges') as string[] | undefined) : undefined;
+    return row ? parseStored(baselineSchema, readJson(row, 'ranges'), unreadable('baselines', row)) : undefined;
   }
 
   async putBaseline(clusterId: string, ranges: string[], at: Date): Promise<void> {
@@ -564,20 +567,24 @@ export class TableStateStore implements StateStore, TopologyCacheStore {
         : compare(b.partitionKey ?? '', a.partitionKey ?? ''),
     );
     return rows.map((row) =>
-      defined({
-        at: String(row.at),
-        control: row.control as ControlId,
-        clusterId: String(row.clusterId),
-        targetId: String(row.targetId),
-        event: String(row.event),
-        mode: str(row.mode) as Mode | undefined,
-        before: readJson(row, 'before'),
-        after: readJson(row, 'after'),
-        actor: String(row.actor),
-        detail: str(row.detail),
-        intent: str(row.intent),
-        runId: str(row.runId),
-      }),
+      parseStored(
+        auditEntrySchema,
+        defined({
+          at: row.at,
+          control: row.control,
+          clusterId: row.clusterId,
+          targetId: row.targetId,
+          event: row.event,
+          mode: row.mode,
+          before: readJson(row, 'before'),
+          after: readJson(row, 'after'),
+          actor: row.actor,
+          detail: row.detail,
+          intent: row.intent,
+          runId: row.runId,
+        }),
+        unreadable('audit', row),
+      ),
     );
   }
 }
@@ -592,17 +599,26 @@ function isLivePending(existing: ApprovalRecord, now: string): boolean {
   return Number.isNaN(expires) || Number.isNaN(current) || expires > current;
 }
 
+/** Names a row that does not read back, for the error. */
+const unreadable = (table: string, row: Row) => `Unreadable ${table} row ${row.partitionKey ?? ''}/${row.rowKey ?? ''}`;
+
+const baselineSchema = z.array(z.string()).optional();
+
 function findingFromRow(row: Row): StoredFinding {
-  return defined({
-    control: row.control as ControlId,
-    resourceId: String(row.resourceId),
-    targetId: String(row.targetId),
-    status: row.status as FindingStatus,
-    action: row.action as FindingAction,
-    detail: String(row.detail ?? ''),
-    at: String(row.at),
-    driftSince: str(row.driftSince),
-  });
+  return parseStored(
+    storedFindingSchema,
+    defined({
+      control: row.control,
+      resourceId: row.resourceId,
+      targetId: row.targetId,
+      status: row.status,
+      action: row.action,
+      detail: row.detail ?? '',
+      at: row.at,
+      driftSince: row.driftSince,
+    }),
+    unreadable('findings', row),
+  );
 }
 
 function approvalEntity(record: ApprovalRecord) {
@@ -626,23 +642,27 @@ function approvalEntity(record: ApprovalRecord) {
 }
 
 function approvalFromRow(row: Row): ApprovalRecord {
-  return defined({
-    id: String(row.id),
-    control: row.control as ControlId,
-    clusterId: String(row.clusterId),
-    targetId: String(row.targetId),
-    state: row.state as ApprovalState,
-    detail: String(row.detail ?? ''),
-    change: readJson(row, 'change') as PlannedChange,
-    reason: String(row.reason ?? ''),
-    requestedAt: String(row.requestedAt),
-    expiresAt: String(row.expiresAt),
-    decidedBy: str(row.decidedBy),
-    decidedAt: str(row.decidedAt),
-    changedBy: str(row.changedBy),
-    delivered: typeof row.delivered === 'boolean' ? row.delivered : undefined,
-    etag: row.etag,
-  });
+  return parseStored(
+    approvalRecordSchema,
+    defined({
+      id: row.id,
+      control: row.control,
+      clusterId: row.clusterId,
+      targetId: row.targetId,
+      state: row.state,
+      detail: row.detail ?? '',
+      change: readJson(row, 'change'),
+      reason: row.reason ?? '',
+      requestedAt: row.requestedAt,
+      expiresAt: row.expiresAt,
+      decidedBy: row.decidedBy,
+      decidedAt: row.decidedAt,
+      changedBy: row.changedBy,
+      delivered: row.delivered,
+      etag: row.etag,
+    }),
+    unreadable('approvals', row),
+  );
 }
 
 export interface StoreFromEnvironmentOptions extends TableStoreOptions {

@@ -2,15 +2,12 @@
 import type { QueueClient } from '@azure/storage-queue';
 import type { DeferredUpdateSink, PendingClusterUpdate } from '../engine/deferred';
 import { decodeQueueJson, JsonQueue, queueClientFromEnvironment } from './queues';
+import { parseStored, pendingClusterUpdateSchema } from './schemas';
 
 export const VERIFY_QUEUE = 'netguard-verify';
 
 export function decodePendingUpdate(message: unknown): PendingClusterUpdate {
-  const u = decodeQueueJson(message) as Partial<PendingClusterUpdate> | null;
-  if (!u || typeof u.clusterId !== 'string' || typeof u.control !== 'string' || !u.operation || !u.change) {
-    throw new Error('Not a NetGuard pending cluster update (clusterId, control, operation and change are required).');
-  }
-  return u as PendingClusterUpdate;
+  return parseStored(pendingClusterUpdateSchema, decodeQueueJson(message), 'Not a NetGuard pending cluster update');
 }
 
 export class VerifyQueue implements DeferredUpdateSink {

@@ -9,7 +9,9 @@ import type { Engine } from '../engine/engine';
 import type { NoticeSink } from '../notify/types';
 import type { Runtime } from '../runtime';
 import { summarize, type Mode, type RunReport } from '../types';
+import { z } from 'zod';
 import { decodeQueueJson, encodeQueueJson, queueClientFromEnvironment } from '../store/queues';
+import { parseStored } from '../store/schemas';
 import { newRunId, scopeErrors, sweepRunsFromEnvironment, type SweepRun, type SweepRunStore } from './runs';
 
 export const SWEEP_QUEUE = 'netguard-sweep';
@@ -33,13 +35,14 @@ export function encodeSweepMessage(message: SweepMessage): string {
   return encodeQueueJson(message);
 }
 
+const sweepMessageSchema: z.ZodType<SweepMessage, z.ZodTypeDef, unknown> = z.object({
+  runId: z.string().min(1),
+  subscriptionId: z.string().min(1),
+  attempt: z.number().int().positive().default(1),
+});
+
 export function decodeSweepMessage(message: unknown): SweepMessage {
-  const value = decodeQueueJson(message);
-  const m = value as Partial<SweepMessage> | null;
-  if (!m || typeof m.runId !== 'string' || typeof m.subscriptionId !== 'string') {
-    throw new Error(`Not a NetGuard sweep message: ${JSON.stringify(value)?.slice(0, 200)}`);
-  }
-  return { runId: m.runId, subscriptionId: m.subscriptionId, attempt: typeof m.attempt === 'number' ? m.attempt : 1 };
+  return parseStored(sweepMessageSchema, decodeQueueJson(message), 'Not a NetGuard sweep message');
 }
 
 /** The sweep queue the settings point at (connection string or the host's identity-based settings). */

@@ -7,15 +7,19 @@
 import { randomBytes } from 'node:crypto';
 import { isRestError } from '@azure/core-rest-pipeline';
 import { TableClient, type TableEntityResult, type TransactionAction } from '@azure/data-tables';
+import { z } from 'zod';
 import { ensureTable, tableKey } from '../store/tables';
+import { parseStored, runReportSchema } from '../store/schemas';
 import { tableClientOptions } from '../store/clientOptions';
 import { CONTROL_IDS, summarize, type Finding, type RunReport } from '../types';
 import { storageCredentialFromEnvironment, storageServiceUrl, usesPlainHttp } from '../store/storageAccount';
 
 export const DEFAULT_RUNS_TABLE = 'netguardsweepruns';
 
-export type RunState = 'open' | 'completing' | 'completed';
-export type SubscriptionState = 'pending' | 'done' | 'failed';
+const RUN_STATES = ['open', 'completing', 'completed'] as const;
+const SUBSCRIPTION_STATES = ['pending', 'done', 'failed'] as const;
+export type RunState = (typeof RUN_STATES)[number];
+export type SubscriptionState = (typeof SUBSCRIPTION_STATES)[number];
 
 export interface SweepRun {
   runId: string;
@@ -195,7 +199,7 @@ export class SweepRunStore {
         const p = await client.getEntity<Record<string, unknown>>(runId, partRow(subscriptionId, part));
         for (let i = 0; typeof p[`c${i}`] === 'string'; i++) json += p[`c${i}`] as string;
       }
-      return JSON.parse(json) as RunReport;
+      return parseStored(runReportSchema, JSON.parse(json), `Unreadable report of subscription ${subscriptionId} in run ${runId}`);
     });
   }
 
@@ -271,28 +275,44 @@ export function scopeErrors(subscriptionId: string, detail: string): Finding[] {
   return CONTROL_IDS.map((control) => ({ control, resourceId: scope, targetId: scope, status: 'error' as const, action: 'none' as const, detail }));
 }
 
+const runRowSchema = z.object({
+  partitionKey: z.string(),
+  subscriptionsJson: z.string().default('[]'),
+  startedAt: z.string(),
+  state: z.enum(RUN_STATES).default('open'),
+  completedBy: z.string().optional(),
+  digestAt: z.string().optional(),
+  completedAt: z.string().optional(),
+  etag: z.string(),
+});
+const subscriptionIdsSchema = z.array(z.string());
+
 function toRun(row: Row): SweepRun {
+  const what = `Unreadable sweep run row ${row.partitionKey ?? ''}`;
+  const r = parseStored(runRowSchema, row, what);
   return {
-    runId: String(row.partitionKey),
-    subscriptions: JSON.parse(String(row.subscriptionsJson ?? '[]')) as string[],
-    startedAt: String(row.startedAt),
-    state: (row.state as RunState) ?? 'open',
-    completedBy: typeof row.completedBy === 'string' ? row.completedBy : undefined,
-    digestAt: typeof row.digestAt === 'string' ? row.digestAt : undefined,
-    completedAt: typeof row.completedAt === 'string' ? row.completedAt : undefined,
-    etag: row.etag,
+    runId: r.partitionKey,
+    subscriptions: parseStored(subscriptionIdsSchema, JSON.parse(r.subscriptionsJson), what),
+    startedAt: r.startedAt,
+    state: r.state,
+    completedBy: r.completedBy,
+    digestAt: r.digestAt,
+    completedAt: r.completedAt,
+    etag: r.etag,
   };
 }
 
+const resultRowSchema = z.object({
+  subscriptionId: z.string(),
+  state: z.enum(SUBSCRIPTION_STATES),
+  attempts: z.number().int().nonnegative().default(0),
+  detail: z.string().optional(),
+  finishedAt: z.string().optional(),
+  resources: z.number().int().nonnegative().default(0),
+});
+
 function toResult(row: Row): SubscriptionResult {
-  return {
-    subscriptionId: String(row.subscriptionId),
-    state: row.state as SubscriptionState,
-    attempts: Number(row.attempts ?? 0),
-    detail: typeof row.detail === 'string' ? row.detail : undefined,
-    finishedAt: typeof row.finishedAt === 'string' ? row.finishedAt : undefined,
-    resources: Number(row.resources ?? 0),
-  };
+  return parseStored(resultRowSchema, row, `Unreadable sweep result row ${row.partitionKey ?? ''}/${row.rowKey ?? ''}`);
 }
 
 /** The run store the settings point at (same storage as everything else), or undefined without storage. */

@@ -11,20 +11,15 @@ import {
   APPROVAL_VERBS,
   buildApprovalCard,
   buildDecidedCard,
-  EXEMPTION_DAYS,
   formatTime,
   type AdaptiveCard,
   type ApprovalAction,
   type ApprovalActionData,
-  type DecisionOutcome,
 } from './cards';
 import { channelOf, type TeamsTables } from './channels';
-import { recordApprovalDecision } from '../telemetry';
+import { decideApproval, type ApprovalExecutor } from './decision';
 
-/** What Engine.executeApproval does (the engine implements it; tests may pass the real Engine). */
-export interface ApprovalExecutor {
-  executeApproval(approval: ApprovalRecord, decidedBy: string): Promise<{ result: 'applied' | 'started' | 'gone' | 'changed' | 'failed'; detail: string }>;
-}
+export type { ApprovalExecutor };
 
 export interface BotDeps {
   settings: Pick<Settings, 'approvers' | 'bot'>;
@@ -202,127 +197,42 @@ export class NetGuardBot {
     return lines.join('\n\n');
   }
 
-  /** Refuses with a message shown only to the person who clicked; nothing is changed. */
-  private async refuse(reason: string, context: TurnContext, detail?: Partial<ApprovalRecord>): Promise<string> {
-    this.deps.log?.(`Approval action refused (${describeActor(context.activity).label}): ${reason}`);
-    if (detail?.control && detail.clusterId && detail.targetId) {
-      await this.deps.store
-        .audit({
-          at: this.clock().toISOString(),
-          control: detail.control,
-          clusterId: detail.clusterId,
-          targetId: detail.targetId,
-          event: 'approval-refused',
-          actor: describeActor(context.activity).label,
-          detail: reason,
-        })
-        .catch(() => undefined);
-    }
-    return reason;
-  }
-
+  /**
+   * An approval button click: the activity is read here (payload, person, tenant), the decision is
+   * made by decideApproval (decision.ts), and its result becomes the reply and the updated cards.
+   */
   private async onAction(context: TurnContext): Promise<AdaptiveCard | string> {
     const activity = context.activity;
     const action = (activity.value as { action?: { verb?: unknown; data?: unknown } }).action ?? {};
     const data = parseActionData(action.verb, action.data);
-    if (!data) return this.refuse('This action is not a NetGuard approval button (unknown or altered payload); nothing was changed.', context);
-
-    const wantTenant = this.deps.settings.bot.tenantId?.toLowerCase();
-    const tenant = tenantOf(activity)?.toLowerCase();
-    if (wantTenant && tenant !== wantTenant) {
-      return this.refuse(`NetGuard accepts decisions only from its own tenant; this click came from ${tenant ?? 'an unknown tenant'}. Nothing was changed.`, context);
-    }
-
-    const approval = await this.deps.store.getApproval(data.approvalId);
-    if (!approval) return this.refuse(`There is no approval request "${data.approvalId}"; nothing was changed.`, context);
-
     const actor = describeActor(activity);
-    const approvers = this.deps.settings.approvers;
-    if (!approvers.length) return this.refuse('Nobody can approve yet: AKS_NETGUARD_APPROVERS is empty. Nothing was changed.', context, approval);
-    if (!actor.oid || !approvers.includes(actor.oid)) {
-      return this.refuse(`You are not in AKS_NETGUARD_APPROVERS, so you cannot decide this request; nothing was changed.`, context, approval);
+    if (!data) {
+      const reason = 'This action is not a NetGuard approval button (unknown or altered payload); nothing was changed.';
+      this.deps.log?.(`Approval action refused (${actor.label}): ${reason}`);
+      return reason;
     }
-
-    const issued = await this.deps.tables.currentNonce(approval.id);
-    if (!issued || !sameText(issued.nonce, data.nonce)) {
-      return this.refuse('This card does not match any request NetGuard sent (altered, or from an earlier request for the same finding); nothing was changed.', context, approval);
+    const result = await decideApproval(
+      { approvalId: data.approvalId, action: data.action, nonce: data.nonce, actor, tenantId: tenantOf(activity) },
+      {
+        approvers: this.deps.settings.approvers,
+        tenantId: this.deps.settings.bot.tenantId,
+        store: this.deps.store,
+        nonces: this.deps.tables,
+        exemptions: this.deps.tables,
+        executor: () => this.executor(),
+        clock: this.clock,
+        log: this.deps.log,
+        sameNonce: sameText,
+      },
+    );
+    if (result.kind === 'refused') return result.reason;
+    if (result.kind === 'expired') {
+      await this.updatePostedCards(result.record, buildDecidedCard(result.record, actor.label, result.at, { kind: 'expired' }));
+      return `This request expired at ${formatTime(result.record.expiresAt)}; nothing was changed. NetGuard asks again on its next run if the drift is still there.`;
     }
-    if (approval.state !== 'pending' || issued.requestedAt !== approval.requestedAt) {
-      return this.alreadyDecided(approval, context);
-    }
-
-    const now = this.clock();
-    const at = now.toISOString();
-    const record: ApprovalRecord = { ...approval, decidedBy: actor.label, decidedAt: at };
-    if (Date.parse(approval.expiresAt) <= now.getTime()) {
-      record.state = 'expired';
-      if (!(await this.deps.store.updateApproval(record))) return this.alreadyDecided(approval, context);
-      await this.audit(record, 'approval-expired', actor.label, `Clicked ${data.action} after the request expired at ${approval.expiresAt}.`);
-      const expiredCard = buildDecidedCard(record, actor.label, at, { kind: 'expired' });
-      await this.updatePostedCards(record, expiredCard);
-      return `This request expired at ${formatTime(approval.expiresAt)}; nothing was changed. NetGuard asks again on its next run if the drift is still there.`;
-    }
-
-    record.state = data.action === 'approve' ? 'approved' : data.action === 'reject' ? 'rejected' : 'exempted';
-    // The conditional update is the lock: of two clicks (or two approvers) exactly one gets here.
-    // A row still pending after a lost race was only touched by bookkeeping (delivered): try again.
-    for (let attempt = 0; !(await this.deps.store.updateApproval(record)); attempt++) {
-      const latest = await this.deps.store.getApproval(approval.id);
-      if (!latest || latest.state !== 'pending' || latest.requestedAt !== approval.requestedAt || attempt >= 3) {
-        return this.alreadyDecided(latest ?? approval, context);
-      }
-      record.etag = latest.etag;
-      record.delivered = latest.delivered;
-    }
-
-    let outcome: DecisionOutcome;
-    if (data.action === 'approve') {
-      try {
-        const executed = await (await this.executor()).executeApproval(record, actor.label);
-        outcome = { kind: executed.result, detail: executed.detail };
-      } catch (err) {
-        outcome = { kind: 'failed', detail: err instanceof Error ? err.message : String(err) };
-      }
-    } else if (data.action === 'exempt') {
-      const until = new Date(now.getTime() + EXEMPTION_DAYS * 86_400_000).toISOString();
-      await this.deps.tables.putExemption({ control: record.control, targetId: record.targetId, until, by: actor.label, at });
-      outcome = { kind: 'exempted', until };
-    } else {
-      outcome = { kind: 'rejected' };
-    }
-    const auditEvent = record.state === 'approved' ? `approved-${outcome.kind}` : record.state;
-    recordApprovalDecision(record.control, record.state, new Date(record.requestedAt), now);
-    await this.audit(record, auditEvent, actor.label, 'detail' in outcome ? outcome.detail : outcome.kind === 'exempted' ? `exempt until ${outcome.until}` : undefined);
-
-    const decided = buildDecidedCard(record, actor.label, at, outcome);
-    await this.updatePostedCards(record, decided);
+    const decided = buildDecidedCard(result.record, actor.label, result.at, result.outcome);
+    await this.updatePostedCards(result.record, decided);
     return decided;
-  }
-
-  private async alreadyDecided(approval: ApprovalRecord, context: TurnContext): Promise<string> {
-    const latest = approval;
-    const by = latest.decidedBy ? ` by ${latest.decidedBy}` : '';
-    const when = latest.decidedAt ? ` at ${formatTime(latest.decidedAt)}` : '';
-    return this.refuse(`Already decided${by}${when} (${latest.state}); nothing was changed.`, context);
-  }
-
-  private async audit(record: ApprovalRecord, event: string, actor: string, detail?: string): Promise<void> {
-    try {
-      await this.deps.store.audit({
-        at: this.clock().toISOString(),
-        control: record.control,
-        clusterId: record.clusterId,
-        targetId: record.targetId,
-        event,
-        mode: 'approve',
-        before: record.change.before,
-        after: record.change.after,
-        actor,
-        detail,
-      });
-    } catch (err) {
-      this.deps.log?.(`Could not write the audit row for ${record.id}: ${err instanceof Error ? err.message : String(err)}`);
-    }
   }
 
   /** Replaces every posted copy of the approval card (all channels) with the decided card. */

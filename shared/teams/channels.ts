@@ -11,6 +11,8 @@ import { storageConnectionString, storageCredentialFromEnvironment, storageServi
 import type { ConversationReference } from 'botbuilder';
 import { DEFAULT_TABLE_PREFIX, ensureTable, tableKey } from '../store/tables';
 import { tableClientOptions } from '../store/clientOptions';
+import { z } from 'zod';
+import { controlIdSchema, parseStored } from '../store/schemas';
 import type { ControlId } from '../types';
 import type { ControlCounts } from './cards';
 
@@ -137,16 +139,18 @@ export class TeamsTables {
 
   async listChannels(): Promise<SubscribedChannel[]> {
     const rows = await this.list('channels', 'channel');
-    return rows.map((r) =>
-      clean({
-        channelId: String(r.channelId),
-        reference: JSON.parse(String(r.referenceJson)) as Partial<ConversationReference>,
-        teamName: str(r.teamName),
-        channelName: str(r.channelName),
-        subscribedBy: str(r.subscribedBy),
-        subscribedAt: String(r.subscribedAt),
-      }),
-    );
+    return rows.map((r) => {
+      const what = `Unreadable channels row ${r.rowKey ?? ''}`;
+      const row = parseStored(channelRowSchema, r, what);
+      return clean({
+        channelId: row.channelId,
+        reference: referenceOf(row.referenceJson, what),
+        teamName: row.teamName,
+        channelName: row.channelName,
+        subscribedBy: row.subscribedBy,
+        subscribedAt: row.subscribedAt,
+      });
+    });
   }
 
   // ---- delivered cards ----
@@ -161,7 +165,7 @@ export class TeamsTables {
     const client = await this.table('cards');
     for (let attempt = 0; attempt < 3; attempt++) {
       const row = await this.get('cards', pk, 'request');
-      if (row && row.requestedAt === requestedAt) return String(row.nonce);
+      if (row && row.requestedAt === requestedAt) return parseStored(cardRequestRowSchema, row, `Unreadable cards row ${pk}/request`).nonce;
       const entity = { partitionKey: pk, rowKey: 'request', requestedAt, nonce: randomBytes(18).toString('base64url') };
       try {
         if (row) await client.updateEntity(entity, 'Replace', { etag: row.etag });
@@ -177,7 +181,7 @@ export class TeamsTables {
   /** The nonce of the current request of an approval (undefined: no card was ever issued). */
   async currentNonce(approvalId: string): Promise<{ nonce: string; requestedAt: string } | undefined> {
     const row = await this.get('cards', tableKey(approvalId), 'request');
-    return row ? { nonce: String(row.nonce), requestedAt: String(row.requestedAt) } : undefined;
+    return row ? parseStored(cardRequestRowSchema, row, `Unreadable cards row ${tableKey(approvalId)}/request`) : undefined;
   }
 
   async recordPosted(deliveryKey: string, posted: PostedCard): Promise<void> {
@@ -198,11 +202,11 @@ export class TeamsTables {
     const rows = await this.list('cards', tableKey(deliveryKey));
     return rows
       .filter((r) => r.rowKey !== 'request')
-      .map((r) => ({
-        channelId: String(r.channelId),
-        activityId: String(r.activityId),
-        reference: JSON.parse(String(r.referenceJson)) as Partial<ConversationReference>,
-      }));
+      .map((r) => {
+        const what = `Unreadable cards row ${r.partitionKey ?? ''}/${r.rowKey ?? ''}`;
+        const row = parseStored(postedRowSchema, r, what);
+        return { channelId: row.channelId, activityId: row.activityId, reference: referenceOf(row.referenceJson, what) };
+      });
   }
 
   // ---- exemptions ----
@@ -215,8 +219,9 @@ export class TeamsTables {
   /** The exemption of a control on a target that is still in force at `now`, if any. */
   async activeExemption(control: ControlId, targetId: string, now: Date): Promise<Exemption | undefined> {
     const row = await this.get('exemptions', control, tableKey(targetId));
-    if (!row || Date.parse(String(row.until)) <= now.getTime()) return undefined;
-    return exemptionFromRow(row);
+    if (!row) return undefined;
+    const exemption = exemptionFromRow(row);
+    return Date.parse(exemption.until) > now.getTime() ? exemption : undefined;
   }
 
   async listExemptions(now: Date): Promise<Exemption[]> {
@@ -247,23 +252,60 @@ export class TeamsTables {
   async listDigestSnapshots(): Promise<DigestSnapshot[]> {
     const rows = await this.list('digests', 'digest');
     return rows
-      .map((r) => ({
-        date: String(r.date),
-        at: String(r.at),
-        drift: Number(r.drift ?? 0),
-        remediated: Number(r.remediated ?? 0),
-        counts: JSON.parse(String(r.countsJson ?? '{}')) as DigestSnapshot['counts'],
-        openDrift: JSON.parse(String(r.openDriftJson ?? '[]')) as string[],
-      }))
+      .map((r) => {
+        const what = `Unreadable digests row ${r.rowKey ?? ''}`;
+        const row = parseStored(digestRowSchema, r, what);
+        return {
+          date: row.date,
+          at: row.at,
+          drift: row.drift,
+          remediated: row.remediated,
+          counts: parseStored(digestCountsSchema, JSON.parse(row.countsJson), what),
+          openDrift: parseStored(z.array(z.string()), JSON.parse(row.openDriftJson), what),
+        };
+      })
       .sort((a, b) => a.date.localeCompare(b.date));
   }
 }
 
-function exemptionFromRow(row: Row): Exemption {
-  return { control: row.control as ControlId, targetId: String(row.targetId), until: String(row.until), by: String(row.by), at: String(row.at) };
+// What the rows hold, checked when read (see shared/store/schemas.ts).
+const channelRowSchema = z.object({
+  channelId: z.string(),
+  referenceJson: z.string(),
+  teamName: z.string().optional(),
+  channelName: z.string().optional(),
+  subscribedBy: z.string().optional(),
+  subscribedAt: z.string(),
+});
+const cardRequestRowSchema = z.object({ nonce: z.string(), requestedAt: z.string() });
+const postedRowSchema = z.object({ channelId: z.string(), activityId: z.string(), referenceJson: z.string() });
+const exemptionRowSchema = z.object({ control: controlIdSchema, targetId: z.string(), until: z.string(), by: z.string(), at: z.string() });
+const digestRowSchema = z.object({
+  date: z.string(),
+  at: z.string(),
+  drift: z.number().default(0),
+  remediated: z.number().default(0),
+  countsJson: z.string().default('{}'),
+  openDriftJson: z.string().default('[]'),
+});
+const digestCountsSchema: z.ZodType<DigestSnapshot['counts'], z.ZodTypeDef, unknown> = z.record(controlIdSchema, z.record(z.string(), z.number())) as z.ZodType<
+  DigestSnapshot['counts'],
+  z.ZodTypeDef,
+  unknown
+>; // the columns are the digest's own (cards.ts DigestColumn), counted when it was built
+/** What the connector needs to post there again: the service URL and the conversation. */
+const referenceSchema = z
+  .object({ serviceUrl: z.string(), conversation: z.object({ id: z.string() }).passthrough() })
+  .passthrough();
+
+function referenceOf(json: string, what: string): Partial<ConversationReference> {
+  // Checked for what posting needs; the rest is as Teams sent it in the activity it was taken from.
+  return parseStored(referenceSchema, JSON.parse(json), what) as unknown as Partial<ConversationReference>;
 }
 
-const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+function exemptionFromRow(row: Row): Exemption {
+  return parseStored(exemptionRowSchema, row, `Unreadable exemptions row ${row.partitionKey ?? ''}/${row.rowKey ?? ''}`);
+}
 function clean<T extends Record<string, unknown>>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }

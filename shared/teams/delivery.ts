@@ -3,13 +3,15 @@ import type { NoticeChannels } from '../notify/queueSink';
 import type { StateStore } from '../store/types';
 import type { NetGuardBot } from './bot';
 import type { TeamsTables } from './channels';
+import { buildRemediationCard, type AdaptiveCard } from './cards';
 import { buildAndSendDigest } from './digest';
 
-export function teamsNoticeChannels(bot: NetGuardBot, store: StateStore, tables: TeamsTables): NoticeChannels {
+export function teamsNoticeChannels(bot: NetGuardBot, store: StateStore, tables: TeamsTables): NoticeChannels<AdaptiveCard> {
   const post = (key: string, card: Parameters<NetGuardBot['postToSubscribed']>[1]) => bot.postToSubscribed(key, card);
   return {
     post,
     approvalCard: (approval) => bot.approvalCard(approval),
+    remediationCard: (notice) => buildRemediationCard(notice),
     digest: async (report, at) => {
       const { channels, posted } = await buildAndSendDigest(report, { store, tables, post }, at);
       return { channels, posted };
