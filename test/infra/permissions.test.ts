@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ArmGateway } from '../../shared/azure/arm';
 import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmVirtualNetwork } from '../../shared/azure/armTypes';
-import { actionForRequest, NETGUARD_ROLE_ACTIONS, roleAllows } from '../../shared/azure/permissions';
+import { actionForRequest, NETGUARD_ROLE_ACTIONS, NETGUARD_ROLE_DATA_ACTIONS, roleAllows } from '../../shared/azure/permissions';
 import { ArmSandbox } from '../../shared/sandbox/armServer';
 
 const SUB = '6a8f1c2e-3b4d-4e5f-8a9b-0c1d2e3f4a5b';
@@ -76,6 +76,12 @@ describe('actionForRequest', () => {
       expect(action).not.toMatch(/\/delete$/i);
       expect(action).toMatch(/^Microsoft\.(Network|ContainerService|Resources\/subscriptions)\//);
     }
+    // Kubernetes: read namespaces, read and write NetworkPolicies, nothing else (DESIGN.md).
+    expect(NETGUARD_ROLE_DATA_ACTIONS.map((a) => a.action).sort()).toEqual([
+      'Microsoft.ContainerService/managedClusters/namespaces/read',
+      'Microsoft.ContainerService/managedClusters/networking.k8s.io/networkpolicies/read',
+      'Microsoft.ContainerService/managedClusters/networking.k8s.io/networkpolicies/write',
+    ]);
     expect(roleAllows('Microsoft.Network/networkSecurityGroups/write')).toBe(false);
     expect(roleAllows('Microsoft.Network/virtualNetworks/subnets/write')).toBe(false);
     expect(roleAllows('Microsoft.ContainerService/managedClusters/listClusterAdminCredential/action')).toBe(false);
@@ -109,6 +115,8 @@ describe('the custom role against the requests ArmGateway really makes', () => {
     const { cluster: read, etag } = await gateway.getCluster(cluster.id);
     await gateway.getNsg(nsg.id);
     await gateway.getVnet(vnet.id);
+    // instance-metadata: the API server address of a cluster (a POST that reads).
+    expect(await gateway.listClusterUserCredential(cluster.id)).toContain('server:');
 
     // node-ssh-deny: create NetGuard's rule, then repair it with its ETag.
     const ruleName = 'aks-netguard-deny-node-ssh';
@@ -145,7 +153,7 @@ describe('the custom role against the requests ArmGateway really makes', () => {
     expect(unused).toEqual([]);
 
     // Every write the code made is one the role grants, and they are the only two kinds of write.
-    const writes = new Set(requests.filter((r) => r.method !== 'GET').map((r) => actionForRequest(r.method, r.path)));
+    const writes = new Set(requests.filter((r) => r.method !== 'GET' && !/\/listClusterUserCredential$/i.test(r.path)).map((r) => actionForRequest(r.method, r.path)));
     expect([...writes].sort()).toEqual([
       'Microsoft.ContainerService/managedClusters/write',
       'Microsoft.Network/networkSecurityGroups/securityRules/write',
