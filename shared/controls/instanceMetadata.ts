@@ -109,7 +109,7 @@ export function describeKubeChange(writes: readonly KubeNetworkPolicyWrite[], le
   if (leftToPerson.length) {
     const shown = leftToPerson.slice(0, NAMED_NAMESPACES).map((p) => `${p.namespace}: ${p.reason}`);
     const more = leftToPerson.length > NAMED_NAMESPACES ? ` (and ${leftToPerson.length - NAMED_NAMESPACES} more namespaces)` : '';
-    parts.push(`Needs a person — ${shown.join('; ')}${more}.`);
+    parts.push(`Leave to a person — ${shown.join('; ')}${more}.`);
   }
   return parts.join(' ');
 }
