@@ -51,6 +51,14 @@ async function judgeControl(ctx: EngineContext, run: Run, control: Control, obse
     judgements = control.evaluate(observation);
   } catch (err) {
     // e.g. a cluster whose Kubernetes API NetGuard cannot reach: the message says how to grant access.
+    // An exempt control stays exempt: it is left alone whatever NetGuard could or could not read.
+    const cluster = observation.cluster;
+    const granted = await grantedExemption(ctx, control.id, clusterId);
+    const byTag = resolveMode({ control, judgement: { tagSources: [cluster.tags] }, settings: ctx.deps.settings, cliMode: options.cliMode });
+    if (granted || byTag.exempt) {
+      const why = granted ? `Exempted in Teams by ${granted.by} until ${granted.until}.` : byTag.notes.join(' ');
+      return [{ control: control.id, resourceId: clusterId, targetId: clusterId, status: 'exempt', action: 'skipped', detail: `NetGuard could not judge it (${describeError(err)}). ${why}` }];
+    }
     return [{ control: control.id, resourceId: clusterId, targetId: clusterId, status: 'error', action: 'none', detail: `Could not judge: ${describeError(err)}` }];
   }
   const out: Finding[] = [];
