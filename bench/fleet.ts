@@ -45,6 +45,8 @@ function compliantClusterResources(subscriptionId: string, i: number, meshProfil
   const network: NonNullable<ArmManagedCluster['properties']['networkProfile']> = cluster.properties.networkProfile ?? {};
   network.networkPolicy = 'calico';
   network.outboundType = 'userDefinedRouting';
+  // instance-metadata compliant from the cluster alone (no Kubernetes API in the ARM-only bench).
+  network.podLinkLocalAccess = 'None';
   delete network.loadBalancerProfile; // a UDR cluster has no outbound load balancer settings
   cluster.properties.networkProfile = network;
   return { nsg, vnet, cluster };
