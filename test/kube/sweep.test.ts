@@ -176,6 +176,14 @@ describe('aks-netguard sweep with instance-metadata', () => {
     expect(imds(report, 'aks-open').detail).toMatch(/default: aks-netguard-deny-instance-metadata was changed/);
   });
 
+  test('a cluster exempt from instance-metadata stays exempt even when NetGuard cannot get into it', async () => {
+    const local = clusters['aks-local'];
+    local.tags = { ...local.tags, 'aks-netguard-exempt': '*' };
+    arm.put(local);
+    const { report } = await sweep(['--mode', 'auto']);
+    expect(imds(report, 'aks-local')).toMatchObject({ status: 'exempt', action: 'skipped', detail: expect.stringMatching(/local Kubernetes accounts only.*Exempt by the tag/) });
+  });
+
   test('--mode auto with storage: the namespace without egress policies is fixed and the rest is an approval request naming both', async () => {
     const { code, report } = await sweep(['--mode', 'auto'], true);
     expect(code).toBe(0);
