@@ -7,6 +7,8 @@ import { ArmGateway } from '../../shared/azure/arm';
 import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmVirtualNetwork } from '../../shared/azure/armTypes';
 import { actionForRequest, NETGUARD_ROLE_ACTIONS, NETGUARD_ROLE_DATA_ACTIONS, roleAllows } from '../../shared/azure/permissions';
 import { ArmSandbox } from '../../shared/sandbox/armServer';
+import { CONTROLS } from '../../shared/controls/index';
+import { permissionsOf } from '../../shared/controls/needs';
 
 const SUB = '6a8f1c2e-3b4d-4e5f-8a9b-0c1d2e3f4a5b';
 const FIXTURES = path.join(__dirname, '..', 'fixtures', 'azure');
@@ -158,5 +160,27 @@ describe('the custom role against the requests ArmGateway really makes', () => {
       'Microsoft.ContainerService/managedClusters/write',
       'Microsoft.Network/networkSecurityGroups/securityRules/write',
     ]);
+  });
+});
+
+describe('the role is what the controls declare', () => {
+  const actionsOf = (controls: Parameters<typeof permissionsOf>[0]) => {
+    const p = permissionsOf(controls);
+    return { actions: p.actions.map((a) => a.action).sort(), dataActions: p.dataActions.map((a) => a.action).sort() };
+  };
+
+  test('NETGUARD_ROLE_ACTIONS and NETGUARD_ROLE_DATA_ACTIONS add up the declarations of CONTROLS', () => {
+    expect(actionsOf(CONTROLS)).toEqual({ actions: NETGUARD_ROLE_ACTIONS.map((a) => a.action).sort(), dataActions: NETGUARD_ROLE_DATA_ACTIONS.map((a) => a.action).sort() });
+  });
+
+  test('a control that reads cluster properties and changes nothing adds nothing to the role', () => {
+    const readsOnly = { needs: { reads: ['cluster-properties'] as const, changes: [] as const } };
+    expect(actionsOf([...CONTROLS, readsOnly])).toEqual(actionsOf(CONTROLS));
+  });
+
+  test('without the control that reads Kubernetes objects, the role has no data action and no kubeconfig action', () => {
+    const without = actionsOf(CONTROLS.filter((c) => !c.needs.reads.includes('kubernetes-objects')));
+    expect(without.dataActions).toEqual([]);
+    expect(without.actions).not.toContain('Microsoft.ContainerService/managedClusters/listClusterUserCredential/action');
   });
 });
