@@ -9,14 +9,26 @@ import { TopologyIndex } from '../azure/topology';
 import { sameId } from '../azure/ids';
 import type { ChangeKind, ClusterObservation, ClusterPropertyChange, KubeNetworkPolicyChange, PlannedChange, SecurityRuleChange } from '../controls/types';
 import { describeKubeChange } from '../controls/instanceMetadata';
-import { KubeError } from '../kube/client';
 import type { EngineContext, Run } from './context';
 import { kubeClientFor } from './observeCluster';
 import { assertWriteAllowed } from './writeGate';
 
-/** The write met a newer version of the target (ARM 412, Kubernetes 409): re-read, re-judge, re-plan. */
+/** Every write of a change met a newer version of its target. */
+class WriteConflictError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WriteConflictError';
+  }
+}
+
+/**
+ * The write met a newer version of the target (ARM 412, Kubernetes 409): re-read, re-judge, re-plan.
+ * A Kubernetes error is known by its name and kind: the Kubernetes client is not loaded on the event path.
+ */
 export function isConflict(err: unknown): boolean {
-  return (err instanceof ArmError && err.status === 412) || (err instanceof KubeError && err.kind === 'conflict');
+  if (err instanceof ArmError) return err.status === 412;
+  if (err instanceof WriteConflictError) return true;
+  return err instanceof Error && err.name === 'KubeError' && (err as { kind?: unknown }).kind === 'conflict';
 }
 
 interface KindHandler<C extends PlannedChange> {
@@ -88,7 +100,7 @@ const kubeNetworkPolicy: KindHandler<KubeNetworkPolicyChange> = {
         conflicts++;
       }
     }
-    if (conflicts > 0 && conflicts === plan.writes.length) throw new KubeError('conflict', `every NetworkPolicy write in ${observation.cluster.name} met a newer version`, 409);
+    if (conflicts > 0 && conflicts === plan.writes.length) throw new WriteConflictError(`every NetworkPolicy write in ${observation.cluster.name} met a newer version`);
     return undefined;
   },
   key: (p) => ['kube-network-policy', p.clusterId.toLowerCase(), p.writes.map((w) => [w.namespace, w.name, w.method, w.after])],

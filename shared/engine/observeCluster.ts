@@ -7,8 +7,8 @@ import { idKey, sameId } from '../azure/ids';
 import { TopologyIndex, type Inventory } from '../azure/topology';
 import { CONTROLS } from '../controls/index';
 import type { ClusterObservation, Control, Judgement, ObservedPart } from '../controls/types';
-import { explainKubeFailure, observeKube, readKubeObjects, type KubeObservation } from '../kube/access';
-import { kubeTimeoutMs, type KubeClient } from '../kube/client';
+import type { KubeObservation } from '../kube/access';
+import type { KubeClient } from '../kube/client';
 import type { EngineContext, Run } from './context';
 
 /** The controls that can be judged from these parts: everything each reads must have been read. */
@@ -21,11 +21,19 @@ function wantsKubernetesObjects(control: Control, cluster: ArmManagedCluster): b
   return control.needs.kubernetesObjectsWanted ? control.needs.kubernetesObjectsWanted(cluster) : true;
 }
 
+/**
+ * The Kubernetes access code, loaded on first use: only a sweep (or an approval) of a control that
+ * reads Kubernetes objects needs it, so the event path does not load it.
+ */
+const kubeAccess = () => import('../kube/access');
+
 /** The Kubernetes client of the run for this cluster, opened on first use (closed by Run.closeKube). */
 export async function kubeClientFor(ctx: EngineContext, run: Run, cluster: ArmManagedCluster): Promise<{ client: KubeClient; observed?: KubeObservation }> {
   const key = idKey(cluster.id);
   const open = run.kubeClients.get(key);
   if (open) return { client: open };
+  const { observeKube } = await kubeAccess();
+  const { kubeTimeoutMs } = await import('../kube/client');
   const { client, observed } = await observeKube(ctx.deps.arm, cluster, ctx.deps.kube ?? { timeoutMs: kubeTimeoutMs(ctx.deps.settings) });
   run.kubeClients.set(key, client);
   return { client, observed };
@@ -33,6 +41,7 @@ export async function kubeClientFor(ctx: EngineContext, run: Run, cluster: ArmMa
 
 /** The namespaces and NetworkPolicies, or the access error saying how to grant access (the sweep goes on). */
 async function readKube(ctx: EngineContext, run: Run, cluster: ArmManagedCluster): Promise<KubeObservation | { error: Error }> {
+  const { explainKubeFailure, readKubeObjects } = await kubeAccess();
   try {
     const { client, observed } = await kubeClientFor(ctx, run, cluster);
     return observed ?? (await readKubeObjects(client, cluster));
@@ -73,6 +82,7 @@ export async function reobserve(ctx: EngineContext, run: Run, control: Control, 
   const inv = observation.topology.inventory;
   if (control.needs.reads.includes('kubernetes-objects') && observation.kube && !('error' in observation.kube)) {
     // The cluster resource is not what NetGuard wrote: re-list the Kubernetes objects (errors propagate).
+    const { readKubeObjects } = await kubeAccess();
     const { client } = await kubeClientFor(ctx, run, observation.cluster);
     return { ...observation, kube: await readKubeObjects(client, observation.cluster) };
   }
