@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { ArmGateway } from '../azure/arm';
 import type { ArmManagedCluster } from '../azure/armTypes';
 import { describeError } from '../azure/errors';
+import { idKey } from '../azure/ids';
 import type { TopologyCacheStore } from '../azure/topologyCache';
 import type { Settings } from '../config';
 import type { Judgement, PlannedChange } from '../controls/types';
@@ -96,7 +97,7 @@ export class Run {
   /** Frees a cluster's Kubernetes client once its controls are judged. */
   closeKube(cluster?: ArmManagedCluster): void {
     for (const [key, client] of this.kubeClients) {
-      if (cluster && key !== cluster.id.toLowerCase()) continue;
+      if (cluster && key !== idKey(cluster.id)) continue;
       client.close();
       this.kubeClients.delete(key);
     }
