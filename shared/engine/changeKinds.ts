@@ -155,11 +155,11 @@ export async function startClusterUpdate(ctx: EngineContext, plan: ClusterProper
   return arm.startClusterUpdate(cluster, ifMatch, { path: plan.path, value: plan.after });
 }
 
-function setPath(target: Record<string, any>, path: string[], value: unknown): void {
+function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
   let node = target;
   for (const key of path.slice(0, -1)) {
     if (node[key] === undefined || node[key] === null) node[key] = {};
-    node = node[key];
+    node = node[key] as Record<string, unknown>;
   }
   node[path[path.length - 1]] = value;
 }
