@@ -11,7 +11,7 @@ import { StoreError } from '../store/tables';
 import type { ControlId, Finding, Mode } from '../types';
 import { remediate } from './apply';
 import { requestApproval } from './approvals';
-import { writablePart, personReason as personReasonOf } from './changeKinds';
+import { writablePart, writesOf, personReason as personReasonOf } from './changeKinds';
 import { lowerFirst, type EngineContext, type RunOptions, type Run, type TargetOutcome } from './context';
 import { resolveMode } from './modes';
 import { observeCluster } from './observeCluster';
@@ -140,7 +140,8 @@ async function handleDrift(ctx: EngineContext, run: Run, control: Control, judge
   const writable = writablePart(plan, false);
   if (mode === 'approve') personReason = 'the control is in approve mode';
   else if (!writable) personReason = personReasonOf(plan);
-  else if (run.writes >= ctx.deps.settings.maxWritesPerRun) {
+  else if (run.writes + writesOf(writable) > ctx.deps.settings.maxWritesPerRun) {
+    // A change of many writes (NetworkPolicies in many namespaces) counts each of them.
     personReason = `this run reached AKS_NETGUARD_MAX_WRITES_PER_RUN (${ctx.deps.settings.maxWritesPerRun})`;
   } else first = writable;
   personReason ??= await flapping(ctx, control.id, judgement.targetId);

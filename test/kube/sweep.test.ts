@@ -176,6 +176,19 @@ describe('aks-netguard sweep with instance-metadata', () => {
     expect(imds(report, 'aks-open').detail).toMatch(/default: aks-netguard-deny-instance-metadata was changed/);
   });
 
+  test('AKS_NETGUARD_MAX_WRITES_PER_RUN counts each NetworkPolicy: a fix of more namespaces than the cap allows waits for a person', async () => {
+    kube.addNamespace('team-a');
+    let stdout = '';
+    const code = await runCli(['sweep', '--json', '--mode', 'auto', '--subscription', SUB], {
+      stdout: (t) => (stdout += t),
+      stderr: () => undefined,
+      env: { ...envFor(false), AKS_NETGUARD_MAX_WRITES_PER_RUN: '1' },
+    });
+    expect(code).toBe(0);
+    expect(kubeWrites(kube)).toEqual([]);
+    expect(imds(JSON.parse(stdout) as RunReport, 'aks-open').detail).toMatch(/AKS_NETGUARD_MAX_WRITES_PER_RUN \(1\).*default, team-a/);
+  });
+
   test('a cluster exempt from instance-metadata stays exempt even when NetGuard cannot get into it', async () => {
     const local = clusters['aks-local'];
     local.tags = { ...local.tags, 'aks-netguard-exempt': '*' };
