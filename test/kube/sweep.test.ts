@@ -189,6 +189,14 @@ describe('aks-netguard sweep with instance-metadata', () => {
     expect(imds(JSON.parse(stdout) as RunReport, 'aks-open').detail).toMatch(/AKS_NETGUARD_MAX_WRITES_PER_RUN \(1\).*default, team-a/);
   });
 
+  test('a write that meets a newer version (409) is re-read, re-judged and made again: the fix is verified', async () => {
+    kube.failNext({ method: 'POST', pathPattern: /\/namespaces\/default\/networkpolicies$/, status: 409 });
+    const { report } = await sweep(['--mode', 'auto']);
+    expect(kubeWrites(kube)).toEqual([CREATE_IN_DEFAULT.replace(/201$/, '409'), CREATE_IN_DEFAULT]);
+    expect(kube.getPolicy('default', OWN_POLICY_NAME)?.spec).toEqual(ownPolicySpec());
+    expect(imds(report, 'aks-open').detail).toMatch(/NetGuard fixed part of it: Create the NetworkPolicy .* in default\./);
+  });
+
   test('a cluster exempt from instance-metadata stays exempt even when NetGuard cannot get into it', async () => {
     const local = clusters['aks-local'];
     local.tags = { ...local.tags, 'aks-netguard-exempt': '*' };
