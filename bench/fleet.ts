@@ -1,7 +1,8 @@
 // Synthetic fleets for the benchmark and the sweep tests: compliant clusters, each with its own VNet
 // (one node subnet) and NSG (NetGuard's deny rule already in place), built from Microsoft's published
 // ARM examples through the sandbox's builders. A fleet without drift makes the lower bound of ARM
-// calls exact: one page per list, three lists per subscription.
+// calls exact: one page per list, three lists per subscription (and, when the clusters' Kubernetes
+// objects are read, one kubeconfig per cluster, then one namespace list and one policy list).
 import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmVirtualNetwork } from '../shared/azure/armTypes';
 import type { ArmSandbox } from '../testkit/armServer';
 import { clusterFromFixture, istioServiceMeshProfile, netGuardSshDenyRule, nsgFromFixture, vnetWithSubnets } from '../testkit/fleet';
@@ -27,7 +28,12 @@ interface CompliantClusterResources {
 }
 
 /** One compliant cluster with its VNet and NSG in `subscriptionId` (index i keeps the address ranges apart). */
-function compliantClusterResources(subscriptionId: string, i: number, meshProfile: ReturnType<typeof istioServiceMeshProfile>): CompliantClusterResources {
+/**
+ * `withKubernetes`: the cluster is Entra-integrated with Azure RBAC and leaves link-local addresses
+ * open, so instance-metadata reads its namespaces and NetworkPolicies; otherwise podLinkLocalAccess is
+ * None and the cluster alone settles it (no Kubernetes API needed).
+ */
+function compliantClusterResources(subscriptionId: string, i: number, meshProfile: ReturnType<typeof istioServiceMeshProfile>, withKubernetes = false): CompliantClusterResources {
   const resourceGroup = `rg-bench-${Math.floor(i / 500)}`;
   const name = `aks-${String(i).padStart(5, '0')}`;
   const prefix = `10.${Math.floor(i / 256) % 256}.${i % 256}`;
@@ -45,6 +51,8 @@ function compliantClusterResources(subscriptionId: string, i: number, meshProfil
   const network: NonNullable<ArmManagedCluster['properties']['networkProfile']> = cluster.properties.networkProfile ?? {};
   network.networkPolicy = 'calico';
   network.outboundType = 'userDefinedRouting';
+  if (withKubernetes) cluster.properties.aadProfile = { managed: true, enableAzureRBAC: true };
+  else network.podLinkLocalAccess = 'None';
   delete network.loadBalancerProfile; // a UDR cluster has no outbound load balancer settings
   cluster.properties.networkProfile = network;
   return { nsg, vnet, cluster };
@@ -63,18 +71,20 @@ export function seedCompliantCluster(sandbox: ArmSandbox, subscriptionId: string
  * About `resources` resources (a third each clusters, NSGs and VNets) spread evenly over
  * `subscriptionCount` subscriptions; every subscription is known to the sandbox, even an empty one.
  */
-export function seedCompliantFleet(sandbox: ArmSandbox, resources: number, subscriptionCount: number): SyntheticFleet {
+export function seedCompliantFleet(sandbox: ArmSandbox, resources: number, subscriptionCount: number, kubeApiServer?: string): SyntheticFleet {
   const subscriptions = Array.from({ length: subscriptionCount }, (_, i) => benchSubscriptionId(i));
   for (const s of subscriptions) sandbox.addSubscription(s, `NetGuard bench ${s.slice(-4)}`);
   const clusters = Math.max(1, Math.round(resources / 3));
   const fleet: SyntheticFleet = { subscriptions, clusterIds: [], nsgIds: [], vnetIds: [], resources: 0 };
   const mesh = istioServiceMeshProfile();
-  const all = Array.from({ length: clusters }, (_, i) => compliantClusterResources(subscriptions[i % subscriptionCount], i, mesh));
+  const all = Array.from({ length: clusters }, (_, i) => compliantClusterResources(subscriptions[i % subscriptionCount], i, mesh, !!kubeApiServer));
   // NSGs first: the sandbox answers each put with the NSG's view, which (unindexed) scans every
   // stored resource for subnets pointing at it; stored before the VNets and clusters, the scans stay short.
   for (const r of all) sandbox.put(r.nsg);
   for (const r of all) sandbox.put(r.vnet);
   for (const r of all) sandbox.put(r.cluster);
+  // One Kubernetes API stand-in answers for every cluster (each cluster's kubeconfig names it).
+  if (kubeApiServer) for (const r of all) sandbox.setKubeApiServer(r.cluster.id, kubeApiServer);
   for (const r of all) {
     fleet.clusterIds.push(r.cluster.id);
     fleet.nsgIds.push(r.nsg.id);

@@ -2,7 +2,9 @@
 // round-trip latency and synthetic fleets. A benchmark, never part of `npm test`.
 //   event path   time per event (p50/p99, without and with ARM round trips) and ARM calls per event
 //   sweep        1,000 and 10,000 resources over 50 subscriptions: seconds, ARM calls, the lower bound
-//                (list pages), peak RSS (in a child process per sweep, so fleets don't add up)
+//                (list pages, and one kubeconfig per cluster), peak RSS (in a child process per sweep,
+//                so fleets don't add up); its Kubernetes part: API calls against their lower bound
+//                (one namespace list and one policy list per cluster), one API stand-in for all
 //   naive        the same reads done one GET per resource, one at a time (a baseline, bench-only)
 //   cold start   the package `npm run package` builds (the one azd deploys), loaded in fresh Node
 //                processes as the Functions worker loads it: `app` is every file package.json `main`
@@ -23,7 +25,9 @@ import { Engine } from '../shared/engine/engine';
 import { processEventBatch } from '../shared/events/handler';
 import { parseEvents } from '../shared/events/parse';
 import type { Runtime } from '../shared/runtime';
+import { ownPolicyObject } from '../shared/kube/networkPolicy';
 import { ArmSandbox } from '../testkit/armServer';
+import { KubeSandbox } from '../testkit/kubeServer';
 import { startAzurite } from '../testkit/azuriteProcess';
 import { TableStateStore } from '../shared/store/tables';
 import { publishedSample } from '../testkit/samples';
@@ -45,6 +49,9 @@ export interface SweepFigures {
   seconds: number;
   armCalls: number;
   armCallsLowerBound: number;
+  /** Kubernetes API calls of instance-metadata, and their lower bound (2 per cluster when nothing drifts). */
+  kubeCalls: number;
+  kubeCallsLowerBound: number;
   peakRssMb: number;
   naiveSeconds: number;
   naiveArmCalls: number;
@@ -287,11 +294,19 @@ async function naiveRead(endpoint: string, fleet: SyntheticFleet, sample: number
   return { seconds: (seconds * reads.length) / measured, armCalls: reads.length };
 }
 
+/** Namespaces every cluster's Kubernetes API answers with, each protected by NetGuard's own policy. */
+const BENCH_NAMESPACES = ['default', 'shop', 'billing', 'kube-system'];
+
 async function benchSweep(resources: number, options: BenchOptions): Promise<SweepFigures> {
   const sandbox = await ArmSandbox.start({ latencyMs: options.latencyMs });
+  const kube = await KubeSandbox.start();
   try {
+    for (const ns of BENCH_NAMESPACES) {
+      kube.addNamespace(ns);
+      kube.putPolicy(ns, ownPolicyObject(ns) as Parameters<KubeSandbox['putPolicy']>[1]);
+    }
     options.progress(`sweep: seeding ${resources} resources over ${options.subscriptions} subscriptions…`);
-    const fleet = seedCompliantFleet(sandbox, resources, options.subscriptions);
+    const fleet = seedCompliantFleet(sandbox, resources, options.subscriptions, kube.url);
     options.progress(`sweep: ${fleet.resources} resources, ${options.sweepConcurrency} subscriptions at a time…`);
     const child = await runSweepChild({ endpoint: sandbox.endpoint, subscriptions: fleet.subscriptions, concurrency: options.sweepConcurrency });
     if (child.errors.length) throw new Error(`bench: the sweep found non-compliant results on a compliant fleet: ${child.errors.join(' | ')}`);
@@ -302,12 +317,16 @@ async function benchSweep(resources: number, options: BenchOptions): Promise<Swe
       subscriptions: options.subscriptions,
       seconds: round(child.seconds, 2),
       armCalls: child.armCalls,
-      armCallsLowerBound: listPagesNeeded(fleet, sandbox.pageSize),
+      // The list pages, and one listClusterUserCredential per cluster (instance-metadata's kubeconfig).
+      armCallsLowerBound: listPagesNeeded(fleet, sandbox.pageSize) + fleet.clusterIds.length,
+      kubeCalls: kube.requests.length,
+      kubeCallsLowerBound: 2 * fleet.clusterIds.length,
       peakRssMb: round(child.peakRssMb, 1),
       naiveSeconds: round(naive.seconds, 1),
       naiveArmCalls: naive.armCalls,
     };
   } finally {
+    await kube.stop();
     await sandbox.stop();
   }
 }
@@ -348,11 +367,12 @@ export function formatTable(r: BenchResult, options: Pick<BenchOptions, 'latency
   lines.push('  (p50/p99 exclude the time spent waiting on ARM; wall includes it)');
   lines.push('');
   lines.push(`Sweep (compliant fleets, ${options.sweepConcurrency} subscriptions at a time, as one Function instance takes them off the queue)`);
-  lines.push(`  ${pad('resources', 9)}${pad('subs', 6)}${pad('seconds', 9)}${pad('ARM calls', 11)}${pad('lower bound', 13)}${pad('peak RSS MB', 13)}${pad('naive s', 9)}${pad('naive calls', 13)}`);
+  lines.push(`  ${pad('resources', 9)}${pad('subs', 6)}${pad('seconds', 9)}${pad('ARM calls', 11)}${pad('lower bound', 13)}${pad('K8s calls', 11)}${pad('lower bound', 13)}${pad('peak RSS MB', 13)}${pad('naive s', 9)}${pad('naive calls', 13)}`);
   for (const s of r.sweep) {
     const extrapolated = s.naiveArmCalls > options.naiveSample ? '*' : ' ';
-    lines.push(`  ${pad(s.resources, 9)}${pad(s.subscriptions, 6)}${pad(s.seconds, 9)}${pad(s.armCalls, 11)}${pad(s.armCallsLowerBound, 13)}${pad(s.peakRssMb, 13)}${pad(s.naiveSeconds, 8)}${extrapolated}${pad(s.naiveArmCalls, 13)}`);
+    lines.push(`  ${pad(s.resources, 9)}${pad(s.subscriptions, 6)}${pad(s.seconds, 9)}${pad(s.armCalls, 11)}${pad(s.armCallsLowerBound, 13)}${pad(s.kubeCalls, 11)}${pad(s.kubeCallsLowerBound, 13)}${pad(s.peakRssMb, 13)}${pad(s.naiveSeconds, 8)}${extrapolated}${pad(s.naiveArmCalls, 13)}`);
   }
+  lines.push('  (every cluster\'s instance-metadata reads its namespaces and NetworkPolicies: one kubeconfig (ARM) and two Kubernetes lists each)');
   lines.push(`  (naive: one GET per resource, one at a time; * = ${options.naiveSample} GETs measured, the rest extrapolated linearly)`);
   lines.push('');
   lines.push('Cold start of the deployed package (fresh Node process, as the Functions worker loads it, median)');

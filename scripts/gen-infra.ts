@@ -6,7 +6,7 @@
 //   npx esbuild scripts/gen-infra.ts --bundle --platform=node --log-level=warning --outfile=dist/gen-infra.js && node dist/gen-infra.js
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { NETGUARD_ROLE_ACTIONS, NETGUARD_ROLE_DESCRIPTION, NETGUARD_ROLE_NAME } from '../shared/azure/permissions';
+import { NETGUARD_ROLE_ACTIONS, NETGUARD_ROLE_DATA_ACTIONS, NETGUARD_ROLE_DESCRIPTION, NETGUARD_ROLE_NAME } from '../shared/azure/permissions';
 import { HANDLED_EVENT_TYPES, ROUTED_OPERATIONS } from '../shared/events/operations';
 
 export const ROUTED_OPERATIONS_FILE = 'infra/generated/routed-operations.json';
@@ -26,7 +26,9 @@ export function generatedInfraFiles(): Record<string, string> {
     roleName: NETGUARD_ROLE_NAME,
     description: NETGUARD_ROLE_DESCRIPTION,
     actions: NETGUARD_ROLE_ACTIONS.map((a) => a.action),
-    reasons: Object.fromEntries(NETGUARD_ROLE_ACTIONS.map((a) => [a.action, a.reason])),
+    // Kubernetes data actions (Azure RBAC for Kubernetes authorization): instance-metadata's reads and writes.
+    dataActions: NETGUARD_ROLE_DATA_ACTIONS.map((a) => a.action),
+    reasons: Object.fromEntries([...NETGUARD_ROLE_ACTIONS, ...NETGUARD_ROLE_DATA_ACTIONS].map((a) => [a.action, a.reason])),
   };
   return {
     [ROUTED_OPERATIONS_FILE]: `${JSON.stringify(filter, null, 2)}\n`,

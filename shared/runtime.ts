@@ -2,7 +2,7 @@
 import { ArmGateway, type ArmRetryOptions } from './azure/arm';
 import type { TopologyCacheStore } from './azure/topologyCache';
 import { loadSettings, type Settings } from './config';
-import { Engine, type EngineDeps, type ExemptionSource } from './engine/engine';
+import { Engine, type ExemptionSource } from './engine/engine';
 import { noticeSinkFromEnvironment } from './notify/queueSink';
 import type { DeferredUpdateSink } from './engine/deferred';
 import { VerifyQueue } from './store/verifyQueue';
@@ -36,8 +36,6 @@ export interface RuntimeOptions {
   /** Back-off of ARM retries (tests shorten it; the timeout of each try is a setting). */
   armRetry?: ArmRetryOptions;
   clock?: () => Date;
-  /** Sweep-only passes (instance-metadata), built from the runtime's parts; only sweeping callers pass them. */
-  sweepPasses?: (parts: { arm: ArmGateway; settings: Settings; store?: StateStore; clock: () => Date; progress?: (line: string) => void; warn?: (line: string) => void }) => EngineDeps['sweepPasses'];
 }
 
 /** Builds a runtime; throws ConfigError (before any request) on bad settings. */
@@ -58,8 +56,7 @@ export function createRuntime(options: RuntimeOptions = {}): Runtime {
   const clock = options.clock ?? (() => new Date());
   const deferClusterUpdates =
     options.deferClusterUpdates === true ? VerifyQueue.fromEnvironment(env) : options.deferClusterUpdates || undefined;
-  const sweepPasses = options.sweepPasses?.({ arm, settings, store, clock, progress: options.progress, warn: options.warn });
-  const engine = new Engine({ arm, settings, store, topologyCache, notices, exemptions, deferClusterUpdates, progress: options.progress, warn: options.warn, clock, sweepPasses });
+  const engine = new Engine({ arm, settings, store, topologyCache, notices, exemptions, deferClusterUpdates, progress: options.progress, warn: options.warn, clock });
   return { settings, arm, store, engine, notices, clock };
 }
 

@@ -4,6 +4,7 @@ export const CONTROL_IDS = [
   'node-ssh-deny',
   'api-authorized-ranges',
   'http-application-routing',
+  'instance-metadata',
   'network-policy',
   'egress-lockdown',
   'service-mesh',

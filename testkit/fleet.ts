@@ -236,6 +236,9 @@ export function seedDriftedFleet(sandbox: ArmSandbox, options: FleetOptions = {}
     const network = cluster.properties.networkProfile ?? {};
     network.networkPolicy = 'calico';
     network.outboundType = 'userDefinedRouting';
+    // instance-metadata: pods kept from link-local addresses, so no cluster of the fleet needs its
+    // Kubernetes objects read (the fleet has no Kubernetes API stand-in; test/kube wires one).
+    network.podLinkLocalAccess = 'None';
     delete network.loadBalancerProfile; // a UDR cluster has no outbound load balancer settings
     cluster.properties.networkProfile = network;
     return cluster;
@@ -340,7 +343,7 @@ export function seedDriftedFleet(sandbox: ArmSandbox, options: FleetOptions = {}
   {
     const name = 'aks-managed-vnet';
     const cluster = clusterFromFixture({ subscriptionId, resourceGroup, name, location, properties: hardened() });
-    cluster.properties.networkProfile = { ...(cluster.properties.networkProfile ?? {}), networkPolicy: 'calico' };
+    cluster.properties.networkProfile = { ...(cluster.properties.networkProfile ?? {}), networkPolicy: 'calico', podLinkLocalAccess: 'None' };
     const nodeRg = cluster.properties.nodeResourceGroup!;
     const nsg = nsgFromFixture({ subscriptionId, resourceGroup: nodeRg, name: 'aks-agentpool-31415926-nsg', location, securityRules: [] });
     sandbox.put(nsg);

@@ -109,10 +109,13 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
     AKS_NETGUARD_MODE_NODE_SSH_DENY: controlModes[?'node-ssh-deny'] ?? ''
     AKS_NETGUARD_MODE_API_AUTHORIZED_RANGES: controlModes[?'api-authorized-ranges'] ?? ''
     AKS_NETGUARD_MODE_HTTP_APPLICATION_ROUTING: controlModes[?'http-application-routing'] ?? ''
+    AKS_NETGUARD_MODE_INSTANCE_METADATA: controlModes[?'instance-metadata'] ?? ''
     AKS_NETGUARD_MODE_NETWORK_POLICY: controlModes[?'network-policy'] ?? ''
     AKS_NETGUARD_MODE_EGRESS_LOCKDOWN: controlModes[?'egress-lockdown'] ?? ''
     AKS_NETGUARD_MODE_SERVICE_MESH: controlModes[?'service-mesh'] ?? ''
     AKS_NETGUARD_AUTHORIZED_IP_RANGES: authorizedIpRanges
+    // Namespaces instance-metadata does not judge (the system namespaces, as DESIGN.md's default).
+    AKS_NETGUARD_IMDS_EXCLUDED_NAMESPACES: 'kube-system,kube-public,kube-node-lease'
     // NetGuard's own writes come back as events; with its principal id they are skipped unread.
     AKS_NETGUARD_PRINCIPAL_ID: identityPrincipalId
     AKS_NETGUARD_MAX_WRITES_PER_RUN: string(maxWritesPerRun)

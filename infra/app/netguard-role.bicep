@@ -1,4 +1,5 @@
-// NetGuard's custom role: exactly the actions in shared/azure/permissions.ts (NETGUARD_ROLE_ACTIONS),
+// NetGuard's custom role: exactly the actions and Kubernetes data actions in shared/azure/permissions.ts
+// (NETGUARD_ROLE_ACTIONS, NETGUARD_ROLE_DATA_ACTIONS, added up from what the controls declare),
 // read from the generated file so the code and the role cannot drift apart (test/infra checks it).
 targetScope = 'subscription'
 
@@ -19,7 +20,7 @@ resource netguardRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
       {
         actions: role.actions
         notActions: []
-        dataActions: []
+        dataActions: role.dataActions
         notDataActions: []
       }
     ]

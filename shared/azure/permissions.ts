@@ -2,57 +2,24 @@
 // role in infra/ is generated from NETGUARD_ROLE_ACTIONS (scripts/gen-infra.ts), and a test drives the
 // real ArmGateway against the sandbox to prove the list is exactly what the code uses: nothing missing,
 // nothing extra. NetGuard holds write access to network security, so every entry must earn its place.
+// The list itself is not written here: it adds up the controls' declared needs (shared/controls/needs.ts).
+import { CONTROLS } from '../controls/index';
+import { permissionsOf, type RoleAction } from '../controls/needs';
 
-export interface RoleAction {
-  /** An Azure RBAC action, spelled as Microsoft publishes it. */
-  action: string;
-  /** One line: which call of NetGuard needs it. */
-  reason: string;
-}
+export type { RoleAction } from '../controls/needs';
 
 export const NETGUARD_ROLE_NAME = 'AKS NetGuard';
 
 export const NETGUARD_ROLE_DESCRIPTION =
-  'Least privilege for AKS NetGuard: read AKS clusters, NSGs and virtual networks; write NSG security rules and managed clusters (restrictions only).';
+  'Least privilege for AKS NetGuard: read AKS clusters, NSGs and virtual networks; write NSG security rules and managed clusters (restrictions only); read namespaces and write NetworkPolicies (restrictions only).';
 
-export const NETGUARD_ROLE_ACTIONS: ReadonlyArray<RoleAction> = [
-  {
-    action: 'Microsoft.Resources/subscriptions/read',
-    reason: 'List the subscriptions to sweep when AKS_NETGUARD_SUBSCRIPTIONS is empty (GET /subscriptions).',
-  },
-  {
-    action: 'Microsoft.ContainerService/managedClusters/read',
-    reason: 'List the clusters of a subscription and re-read one before judging, writing and verifying it.',
-  },
-  {
-    action: 'Microsoft.ContainerService/managedClusters/write',
-    reason: 'Send a drifted cluster back as read with only the drifted property restricted (authorized ranges, HTTP routing add-on).',
-  },
-  {
-    action: 'Microsoft.ContainerService/locations/operations/read',
-    reason: 'Follow a cluster update (its Azure-AsyncOperation status) to the end before verifying it.',
-  },
-  {
-    action: 'Microsoft.Network/networkSecurityGroups/read',
-    reason: 'List the NSGs of a subscription and re-read one to judge SSH reachability of the nodes.',
-  },
-  {
-    action: 'Microsoft.Network/networkSecurityGroups/securityRules/read',
-    reason: "Read NetGuard's deny rule (its ETag) before repairing it, and the rule the write returns.",
-  },
-  {
-    action: 'Microsoft.Network/networkSecurityGroups/securityRules/write',
-    reason: 'Create or repair the rule aks-netguard-deny-node-ssh, or narrow an Allow that shadows it (approved).',
-  },
-  {
-    action: 'Microsoft.Network/locations/operations/read',
-    reason: 'Follow a security rule write (its Azure-AsyncOperation status) to the end.',
-  },
-  {
-    action: 'Microsoft.Network/virtualNetworks/read',
-    reason: 'List the virtual networks of a subscription: their subnets (nested) tie node pools to NSGs.',
-  },
-];
+// Derived from what the controls in CONTROLS declare they read and change (shared/controls/needs.ts).
+const DERIVED = permissionsOf(CONTROLS);
+
+export const NETGUARD_ROLE_ACTIONS: ReadonlyArray<RoleAction> = DERIVED.actions;
+
+/** The Kubernetes data actions (Azure RBAC for Kubernetes authorization), from the same declarations. */
+export const NETGUARD_ROLE_DATA_ACTIONS: ReadonlyArray<RoleAction> = DERIVED.dataActions;
 
 // RBAC compares actions case-insensitively; paths often arrive lower-cased (ids from events, nextLinks).
 // Known actions are given back in their published spelling so they can be compared and shown as-is.
@@ -71,6 +38,7 @@ const CANONICAL = new Map<string, string>(
     'Microsoft.ContainerService/managedClusters/delete',
     'Microsoft.ContainerService/managedClusters/agentPools/read',
     'Microsoft.ContainerService/managedClusters/agentPools/write',
+    'Microsoft.ContainerService/managedClusters/listClusterAdminCredential/action',
   ].map((a) => [a.toLowerCase(), a]),
 );
 

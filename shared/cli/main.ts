@@ -9,8 +9,6 @@ import { startLocalServer, type MessagesHandler } from './serve';
 import { ConfigError, parseMode } from '../config';
 import { MODES, type Mode, type RunReport } from '../types';
 import { formatReport, hasUnremediatedEnforcedDrift } from './format';
-import { kubeTimeoutMs } from '../kube/client';
-import { instanceMetadataPreview, instanceMetadataSweep } from '../kube/instanceMetadataSweep';
 
 export interface CliIo {
   stdout: (text: string) => void;
@@ -61,8 +59,6 @@ async function runSweep(io: CliIo, opts: { subscription?: string[]; mode?: strin
     env: io.env,
     progress: (l) => io.stderr(`${l}\n`),
     warn: (l) => io.stderr(`warning: ${l}\n`),
-    // instance-metadata is sweep-only and, while it is integrated, opt-in (README "instance-metadata").
-    sweepPasses: instanceMetadataPreview(io.env) ? (parts) => [instanceMetadataSweep({ ...parts, kube: { timeoutMs: kubeTimeoutMs(undefined, io.env) } })] : undefined,
   });
   for (const s of opts.subscription ?? []) {
     if (!/^[0-9a-fA-F-]{1,64}$/.test(s)) throw new UsageError(`--subscription: "${s}" is not a subscription id.`);

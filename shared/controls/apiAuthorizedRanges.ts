@@ -136,6 +136,8 @@ export const apiAuthorizedRanges: Control = {
   severity: 'enforced',
   defaultMode: 'approve',
   description: 'The API server is private, or reachable only from authorized IP ranges.',
+  // The stored baseline: the last restrictive ranges seen while compliant, restored on drift.
+  needs: { reads: ['cluster-properties'], changes: ['cluster-property'], baseline: { knownGood: knownGoodRanges } },
   evaluate,
   plan,
 };

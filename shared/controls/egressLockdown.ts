@@ -32,6 +32,7 @@ export const egressLockdown: Control = {
   severity: 'advisory',
   defaultMode: 'report',
   description: 'Node egress goes through a firewall (outboundType userDefinedRouting).',
+  needs: { reads: ['cluster-properties'], changes: [] },
   evaluate,
   plan,
 };

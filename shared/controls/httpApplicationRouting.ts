@@ -50,6 +50,7 @@ export const httpApplicationRouting: Control = {
   severity: 'enforced',
   defaultMode: 'approve',
   description: 'The HTTP application routing add-on is absent or disabled.',
+  needs: { reads: ['cluster-properties'], changes: ['cluster-property'] },
   evaluate,
   plan,
 };

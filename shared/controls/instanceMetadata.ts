@@ -4,7 +4,6 @@
 // not settle it, from the cluster's namespaces and NetworkPolicies under Kubernetes semantics
 // (shared/kube/networkPolicy.ts). Pure: the engine reads the Kubernetes objects (shared/kube/access.ts).
 import type { ArmManagedCluster } from '../azure/armTypes';
-import type { KubeObservation } from '../kube/access';
 import {
   IMDS_ADDRESS,
   OWN_POLICY_NAME,
@@ -14,23 +13,15 @@ import {
   isUnreadable,
   type NamespaceVerdict,
 } from '../kube/networkPolicy';
-import type { ClusterObservation, Judgement, KubeNetworkPolicyChange, KubeNetworkPolicyWrite, NoPlan } from './types';
-import type { Mode, Severity } from '../types';
+import type { ClusterObservation, Control, Judgement, KubeNetworkPolicyChange, KubeNetworkPolicyWrite, NoPlan } from './types';
 
 export const INSTANCE_METADATA = 'instance-metadata' as const;
 const POLICY_ENGINES = ['azure', 'calico', 'cilium'];
 /** How many open namespaces a detail names before it gives a count. */
 const NAMED_NAMESPACES = 10;
 
-/**
- * What instance-metadata looks at. `kube` is what the engine read through the Kubernetes API, or the
- * access error (whose message says how to grant access); absent when the cluster alone settles it.
- */
-export interface InstanceMetadataObservation extends Pick<ClusterObservation, 'cluster'> {
-  kube?: KubeObservation | { error: Error };
-  /** AKS_NETGUARD_IMDS_EXCLUDED_NAMESPACES (default kube-system, kube-public, kube-node-lease). */
-  excludedNamespaces?: readonly string[];
-}
+/** What instance-metadata looks at: the cluster, and (when needed) its Kubernetes objects. */
+export type InstanceMetadataObservation = Pick<ClusterObservation, 'cluster' | 'kube' | 'excludedNamespaces'>;
 
 /** Judgement of this control: a Judgement whose control id is instance-metadata. */
 export type InstanceMetadataJudgement = Omit<Judgement, 'control'> & { control: typeof INSTANCE_METADATA };
@@ -108,7 +99,22 @@ function evaluate(observation: InstanceMetadataObservation): InstanceMetadataJud
   );
 }
 
-function plan(_judgement: InstanceMetadataJudgement, observation: InstanceMetadataObservation): KubeNetworkPolicyChange | NoPlan {
+/** The plan in words: what NetGuard writes where, and what it leaves to a person (naming the policies). */
+export function describeKubeChange(writes: readonly KubeNetworkPolicyWrite[], leftToPerson: ReadonlyArray<{ namespace: string; reason: string }>): string {
+  const created = writes.filter((w) => w.method === 'create').map((w) => w.namespace);
+  const restored = writes.filter((w) => w.method === 'replace').map((w) => w.namespace);
+  const parts: string[] = [];
+  if (created.length) parts.push(`Create the NetworkPolicy ${OWN_POLICY_NAME} (every destination but ${IMDS_ADDRESS}) in ${nameSome(created)}.`);
+  if (restored.length) parts.push(`Put ${OWN_POLICY_NAME} back as NetGuard wrote it in ${nameSome(restored)}.`);
+  if (leftToPerson.length) {
+    const shown = leftToPerson.slice(0, NAMED_NAMESPACES).map((p) => `${p.namespace}: ${p.reason}`);
+    const more = leftToPerson.length > NAMED_NAMESPACES ? ` (and ${leftToPerson.length - NAMED_NAMESPACES} more namespaces)` : '';
+    parts.push(`Leave to a person — ${shown.join('; ')}${more}.`);
+  }
+  return parts.join(' ');
+}
+
+function plan(_judgement: Judgement, observation: InstanceMetadataObservation): KubeNetworkPolicyChange | NoPlan {
   const cluster = observation.cluster;
   if (linkLocalBlocked(cluster)) return { kind: 'none', reason: `${cluster.name} already blocks link-local addresses.` };
   if (!policyEngineOn(cluster)) {
@@ -155,32 +161,31 @@ function plan(_judgement: InstanceMetadataJudgement, observation: InstanceMetada
     });
   }
 
-  const created = writes.filter((w) => w.method === 'create').map((w) => w.namespace);
-  const restored = writes.filter((w) => w.method === 'replace').map((w) => w.namespace);
-  const parts: string[] = [];
-  if (created.length) parts.push(`Create the NetworkPolicy ${OWN_POLICY_NAME} (every destination but ${IMDS_ADDRESS}) in ${nameSome(created)}.`);
-  if (restored.length) parts.push(`Put ${OWN_POLICY_NAME} back as NetGuard wrote it in ${nameSome(restored)}.`);
-  if (leftToPerson.length) {
-    const shown = leftToPerson.slice(0, NAMED_NAMESPACES).map((p) => `${p.namespace}: ${p.reason}`);
-    const more = leftToPerson.length > NAMED_NAMESPACES ? ` (and ${leftToPerson.length - NAMED_NAMESPACES} more namespaces)` : '';
-    parts.push(`Needs a person — ${shown.join('; ')}${more}.`);
-  }
-  return { kind: 'kube-network-policy', clusterId: cluster.id, writes, leftToPerson, needsPerson: leftToPerson.length > 0, summary: parts.join(' ') };
+  const summary = describeKubeChange(writes, leftToPerson);
+  const replaced = writes.filter((w) => w.method === 'replace').map((w) => ({ namespace: w.namespace, name: w.name, spec: w.before }));
+  return {
+    kind: 'kube-network-policy',
+    clusterId: cluster.id,
+    writes,
+    leftToPerson,
+    needsPerson: leftToPerson.length > 0,
+    before: replaced.length ? replaced : undefined,
+    after: writes.map((w) => w.after),
+    summary,
+  };
 }
 
-/** Shaped like Control; it joins CONTROLS when the engine observes Kubernetes objects. */
-export const instanceMetadata: {
-  id: typeof INSTANCE_METADATA;
-  severity: Severity;
-  defaultMode: Mode;
-  description: string;
+export const instanceMetadata: Control & {
   evaluate(observation: InstanceMetadataObservation): InstanceMetadataJudgement[];
-  plan(judgement: InstanceMetadataJudgement, observation: InstanceMetadataObservation): KubeNetworkPolicyChange | NoPlan;
+  plan(judgement: Judgement, observation: InstanceMetadataObservation): KubeNetworkPolicyChange | NoPlan;
 } = {
   id: INSTANCE_METADATA,
   severity: 'enforced',
   defaultMode: 'approve',
   description: `Pods cannot reach the instance metadata service (${IMDS_ADDRESS}): podLinkLocalAccess None, or NetworkPolicies block it in every namespace.`,
+  // Its own observation: the namespaces and NetworkPolicies, read in the sweep only, and only from
+  // clusters the cluster resource does not settle (no events report Kubernetes objects).
+  needs: { reads: ['cluster-properties', 'kubernetes-objects'], changes: ['kube-network-policy'], kubernetesObjectsWanted: needsKubernetesObjects },
   evaluate,
   plan,
 };

@@ -34,6 +34,7 @@ export const networkPolicy: Control = {
   severity: 'advisory',
   defaultMode: 'report',
   description: 'A network policy engine (Azure, Calico or Cilium) enforces Kubernetes NetworkPolicies.',
+  needs: { reads: ['cluster-properties'], changes: [] },
   evaluate,
   plan,
 };

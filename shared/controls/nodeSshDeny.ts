@@ -473,6 +473,8 @@ export const nodeSshDeny: Control = {
   severity: 'enforced',
   defaultMode: 'auto',
   description: 'Every NSG on a node subnet denies inbound SSH (TCP/22) from the cluster\u2019s node and pod subnets to the nodes.',
+  // The cluster's pools (which subnets) are part of the topology: a network event re-reads all it needs.
+  needs: { reads: ['nsg-topology'], changes: ['security-rule'] },
   evaluate,
   plan,
 };

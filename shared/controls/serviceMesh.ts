@@ -31,6 +31,7 @@ export const serviceMesh: Control = {
   severity: 'advisory',
   defaultMode: 'report',
   description: 'The Istio-based service mesh add-on is enabled (serviceMeshProfile.mode Istio).',
+  needs: { reads: ['cluster-properties'], changes: [] },
   evaluate,
   plan,
 };

@@ -8,10 +8,17 @@
 //   once for each virtual network the NSG guards (the VirtualNetwork tag differs per VNet).
 // - A cluster property: only paths whose meaning the gate knows may be written, each with its own
 //   definition of "narrower"; any other path is refused (fail closed).
+// - A NetworkPolicy (instance-metadata): only NetGuard's own policy, exactly as NetGuard writes it,
+//   created in a namespace that has no egress-isolating policy as read (from "everything allowed" to
+//   "everything but IMDS"), or put back over NetGuard's policy as read when that widens nothing.
+//   Anything else is refused.
+//
+// Each kind of change has its rule in GATE_RULES; the compiler asks for one when a kind is added.
 import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmSecurityRule } from '../azure/armTypes';
 import { idKey, lastSegment, sameId } from '../azure/ids';
 import type { TopologyIndex } from '../azure/topology';
-import type { ClusterPropertyChange, PlannedChange, SecurityRuleChange } from '../controls/types';
+import type { ChangeKind, ClusterPropertyChange, KubeNetworkPolicyChange, PlannedChange, SecurityRuleChange } from '../controls/types';
+import { OWN_POLICY_NAME, isUnreadable, judgeNamespace, ownPolicyObject, restoringOwnPolicyWidensNothing, type ObservedPolicy } from '../kube/networkPolicy';
 import { compareNsgAccess, describeFlowBox } from '../net/accessDiff';
 import { AddressSet, tryParseAddressPrefix, wholeFamiliesOf } from '../net/addressSet';
 import { rulesOfNsg } from '../net/nsgEvaluator';
@@ -33,6 +40,8 @@ export interface GateState {
   topology?: TopologyIndex;
   /** For a cluster property: the cluster as read (the write sends it back with one property changed). */
   cluster?: ArmManagedCluster;
+  /** For NetworkPolicies: every policy of the cluster as read (all namespaces). */
+  kubePolicies?: readonly ObservedPolicy[];
 }
 
 const refuse = (reason: string): GateVerdict => ({ allowed: false, reason });
@@ -124,16 +133,53 @@ function judgeClusterProperty(plan: ClusterPropertyChange, state: GateState): Ga
   return rule.judge(valueAt(cluster, plan.path), plan.after, cluster);
 }
 
+/** Same JSON, whatever the key order. */
+function sameJson(a: unknown, b: unknown): boolean {
+  const sorted = (v: unknown): unknown =>
+    Array.isArray(v) ? v.map(sorted) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sorted((v as Record<string, unknown>)[k])])) : v;
+  return JSON.stringify(sorted(a)) === JSON.stringify(sorted(b));
+}
+
+function judgeKubeNetworkPolicy(plan: KubeNetworkPolicyChange, state: GateState): GateVerdict {
+  const policies = state.kubePolicies;
+  if (!policies) return refuse(`the NetworkPolicies of ${lastSegment(plan.clusterId)} as read are not at hand to compare the change against`);
+  for (const write of plan.writes) {
+    const where = `${write.name} in the namespace ${write.namespace} of ${lastSegment(plan.clusterId)}`;
+    // Only NetGuard's own policy, exactly as NetGuard writes it (the resourceVersion aside).
+    if (write.name !== OWN_POLICY_NAME) return refuse(`the NetworkPolicy ${where} is not NetGuard's own, and NetGuard writes no other`);
+    const expected = ownPolicyObject(write.namespace, write.method === 'replace' ? write.resourceVersion : undefined);
+    if (!sameJson(write.after, expected)) return refuse(`the NetworkPolicy ${where} is not the policy NetGuard writes (every destination but the instance metadata service)`);
+    const verdict = judgeNamespace(write.namespace, policies);
+    if (write.method === 'create') {
+      // From "everything allowed" to "everything but IMDS": only where no policy isolates egress yet.
+      if (verdict.egressPolicies.length > 0) {
+        return refuse(`creating ${where} could widen the egress of pods that the egress policies ${verdict.egressPolicies.join(', ')} restrict`);
+      }
+      continue;
+    }
+    const own = verdict.own;
+    if (!own) return refuse(`${where} is to be put back, but it is not there as read`);
+    if (verdict.foreignEgressPolicies.length > 0) {
+      return refuse(`putting ${where} back could widen the egress of pods that the egress policies ${verdict.foreignEgressPolicies.join(', ')} restrict`);
+    }
+    if (isUnreadable(own) || !restoringOwnPolicyWidensNothing(own)) return refuse(`putting ${where} back would widen what some pods may reach (someone narrowed it)`);
+    if (own.resourceVersion !== write.resourceVersion) return refuse(`${where} changed since it was judged (resourceVersion ${own.resourceVersion}, planned on ${write.resourceVersion})`);
+  }
+  return ALLOWED;
+}
+
+/** The write gate's rule for each kind of change. */
+const GATE_RULES: { [K in ChangeKind]: (plan: Extract<PlannedChange, { kind: K }>, state: GateState) => GateVerdict } = {
+  'security-rule': judgeSecurityRule,
+  'cluster-property': judgeClusterProperty,
+  'kube-network-policy': judgeKubeNetworkPolicy,
+};
+
 /** Whether a planned write may be made: it must leave everything that is closed now closed. */
 export function judgeWrite(plan: PlannedChange, state: GateState): GateVerdict {
-  switch (plan.kind) {
-    case 'security-rule':
-      return judgeSecurityRule(plan, state);
-    case 'cluster-property':
-      return judgeClusterProperty(plan, state);
-    default:
-      return refuse(`NetGuard does not know the kind of change "${String((plan as { kind?: unknown }).kind)}", so it never makes it`);
-  }
+  const rule = Object.prototype.hasOwnProperty.call(GATE_RULES, plan.kind) ? (GATE_RULES[plan.kind] as (p: PlannedChange, s: GateState) => GateVerdict) : undefined;
+  if (!rule) return refuse(`NetGuard does not know the kind of change "${String((plan as { kind?: unknown }).kind)}", so it never makes it`);
+  return rule(plan, state);
 }
 
 /** Throws WriteRefusedError unless the gate allows the write. */

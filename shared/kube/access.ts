@@ -3,16 +3,20 @@
 import { isLoopbackHost, type ArmGateway } from '../azure/arm';
 import type { ArmManagedCluster } from '../azure/armTypes';
 import { describeError } from '../azure/errors';
+import { CHANGE_PERMISSIONS, READ_PERMISSIONS } from '../controls/needs';
 import { AKS_SERVER_SCOPE, KubeClient, KubeError, type KubeClientOptions, type KubeNamespace } from './client';
 import { KubeconfigError, readKubeconfig } from './kubeconfig';
 import type { ObservedPolicy } from './networkPolicy';
 
-/** The data actions NetGuard needs on a cluster (Azure RBAC for Kubernetes authorization). */
-export const KUBE_DATA_ACTIONS = [
-  'Microsoft.ContainerService/managedClusters/namespaces/read',
-  'Microsoft.ContainerService/managedClusters/networking.k8s.io/networkpolicies/read',
-  'Microsoft.ContainerService/managedClusters/networking.k8s.io/networkpolicies/write',
-] as const;
+/**
+ * The data actions NetGuard needs on a cluster (Azure RBAC for Kubernetes authorization): what reading
+ * Kubernetes objects and writing NetworkPolicies declare (shared/controls/needs.ts), the same list the
+ * custom role grants.
+ */
+export const KUBE_DATA_ACTIONS: readonly string[] = [
+  ...READ_PERMISSIONS['kubernetes-objects'].dataActions,
+  ...CHANGE_PERMISSIONS['kube-network-policy'].dataActions,
+].map((a) => a.action);
 
 const GRANT_HOW =
   `enable Azure RBAC for Kubernetes authorization (az aks update --enable-aad --enable-azure-rbac) and give NetGuard's identity a role on the cluster with the data actions ${KUBE_DATA_ACTIONS.join(', ')} (README "Deploy")`;
@@ -118,15 +122,20 @@ export async function openKubeClient(arm: ArmGateway, cluster: ArmManagedCluster
   });
 }
 
-/** The two list calls instance-metadata needs; failures come back as KubeAccessError. */
+/** The two list calls instance-metadata needs, on an open client; failures come back as KubeAccessError. */
+export async function readKubeObjects(client: KubeClient, cluster: ArmManagedCluster): Promise<KubeObservation> {
+  // Both settle before anything is thrown: a failed list must not leave the other one retrying.
+  const [namespaces, policies] = await Promise.allSettled([client.listNamespaces(), client.listNetworkPolicies()]);
+  if (namespaces.status === 'rejected') throw explainKubeFailure(cluster, namespaces.reason);
+  if (policies.status === 'rejected') throw explainKubeFailure(cluster, policies.reason);
+  return { namespaces: namespaces.value, policies: policies.value };
+}
+
+/** Opens a client and reads what instance-metadata needs; failures come back as KubeAccessError. */
 export async function observeKube(arm: ArmGateway, cluster: ArmManagedCluster, options: KubeAccessOptions = {}): Promise<{ client: KubeClient; observed: KubeObservation }> {
   const client = await openKubeClient(arm, cluster, options);
   try {
-    // Both settle before anything is closed: a failed list must not leave the other one retrying.
-    const [namespaces, policies] = await Promise.allSettled([client.listNamespaces(), client.listNetworkPolicies()]);
-    if (namespaces.status === 'rejected') throw namespaces.reason;
-    if (policies.status === 'rejected') throw policies.reason;
-    return { client, observed: { namespaces: namespaces.value, policies: policies.value } };
+    return { client, observed: await readKubeObjects(client, cluster) };
   } catch (err) {
     client.close();
     throw explainKubeFailure(cluster, err);

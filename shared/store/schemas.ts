@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { StartedOperation } from '../azure/arm';
 import type { ArmManagedCluster } from '../azure/armTypes';
 import type { CachedCluster, CachedSubnet } from '../azure/topologyCache';
-import type { ClusterPropertyChange, PlannedChange, SecurityRuleChange } from '../controls/types';
+import type { ClusterPropertyChange, KubeNetworkPolicyChange, PlannedChange, SecurityRuleChange } from '../controls/types';
 import type { PendingClusterUpdate } from '../engine/deferred';
 import { CONTROL_IDS, MODES, type Finding, type FindingAction, type FindingStatus, type RunReport, type RunSummary } from '../types';
 import type { ApprovalRecord, ApprovalState, AuditEntry, StoredFinding } from './types';
@@ -92,10 +92,35 @@ const clusterPropertyChangeSchema: z.ZodType<ClusterPropertyChange, z.ZodTypeDef
   // zod types an unknown field as optional; ClusterPropertyChange has them always (possibly undefined).
   .passthrough() as z.ZodType<ClusterPropertyChange, z.ZodTypeDef, unknown>;
 
+const kubeNetworkPolicyChangeSchema: z.ZodType<KubeNetworkPolicyChange, z.ZodTypeDef, unknown> = z
+  .object({
+    kind: z.literal('kube-network-policy'),
+    clusterId: z.string(),
+    writes: z.array(
+      z
+        .object({
+          namespace: z.string(),
+          name: z.string(),
+          method: z.enum(['create', 'replace']),
+          resourceVersion: z.string().optional(),
+          before: z.unknown(),
+          after: z.record(z.unknown()),
+        })
+        .passthrough(),
+    ),
+    leftToPerson: z.array(z.object({ namespace: z.string(), reason: z.string() }).passthrough()),
+    needsPerson: z.boolean(),
+    before: z.unknown(),
+    after: z.unknown(),
+    summary: z.string(),
+  })
+  .passthrough() as z.ZodType<KubeNetworkPolicyChange, z.ZodTypeDef, unknown>;
+
 /** Every kind of PlannedChange has a schema: a new kind fails to compile here until it gets one. */
 const CHANGE_SCHEMAS: { [K in PlannedChange['kind']]: z.ZodType<Extract<PlannedChange, { kind: K }>, z.ZodTypeDef, unknown> } = {
   'security-rule': securityRuleChangeSchema,
   'cluster-property': clusterPropertyChangeSchema,
+  'kube-network-policy': kubeNetworkPolicyChangeSchema,
 };
 
 export const plannedChangeSchema: z.ZodType<PlannedChange, z.ZodTypeDef, unknown> = z.unknown().transform((value, ctx) => {

@@ -143,6 +143,13 @@ export function describeChange(change: PlannedChange): string[] {
   if (change.kind === 'cluster-property') {
     return [`${change.path.join('.')}: ${showValue(change.before)} → ${showValue(change.after)}`];
   }
+  if (change.kind === 'kube-network-policy') {
+    // The plan: the namespaces NetGuard fixes, and those left to a person with the policies to edit.
+    return [
+      ...change.writes.map((w) => `${w.method === 'create' ? 'create' : 'put back'} NetworkPolicy ${w.name} in ${w.namespace}${w.resourceVersion ? ` (resourceVersion ${w.resourceVersion})` : ''}`),
+      ...change.leftToPerson.map((p) => `left to a person: ${p.namespace}: ${p.reason}`),
+    ];
+  }
   const before = (change.before ?? undefined) as unknown as Record<string, unknown> | undefined;
   const after = change.after as unknown as Record<string, unknown>;
   const lines: string[] = [];

@@ -7,7 +7,9 @@ import * as path from 'node:path';
 import { runCli } from '../../shared/cli/main';
 import type { ArmSandbox } from '../../testkit/armServer';
 import type { SeededFleet } from '../../testkit/fleet';
-import type { RunReport } from '../../shared/types';
+import type { ArmManagedCluster } from '../../shared/azure/armTypes';
+import { KubeSandbox } from '../../testkit/kubeServer';
+import { CONTROL_IDS, type RunReport } from '../../shared/types';
 import { publishedEventFiles, samplePath } from '../events/eventSamples';
 import { useAzurite } from '../helpers/azurite';
 import { onlyFinding, startSandbox } from '../helpers/sandboxEnv';
@@ -166,5 +168,35 @@ describe('samples rewritten for NetGuard resources', () => {
     const second = await cli(['handle-event', file]);
     expect(second.code).toBe(0);
     expect(rulePutsThatTook(sandbox, nsgId)).toHaveLength(1);
+  });
+});
+
+describe('instance-metadata is judged by the sweep only', () => {
+  test('a cluster event judges every control of the cluster but instance-metadata, and reads no Kubernetes object', async () => {
+    // A cluster whose judgement would need its namespaces: Entra-integrated, a policy engine, link-local open.
+    const kube = await KubeSandbox.start();
+    try {
+      const e = pick(fleet, 'e');
+      const cluster = sandbox.get<ArmManagedCluster>(e.clusterId)!;
+      cluster.properties.aadProfile = { managed: true, enableAzureRBAC: true };
+      delete (cluster.properties.networkProfile as Record<string, unknown>).podLinkLocalAccess;
+      sandbox.put(cluster);
+      sandbox.setKubeApiServer(e.clusterId, kube.url);
+      kube.addNamespace('default');
+
+      const r = await cli(['handle-event', eventFile(fleetEvent(OP.clusterWrite, e.clusterId)), '--json']);
+      expect(r.code).toBe(0);
+      const controls = report(r).findings.filter((f) => f.resourceId === e.clusterId).map((f) => f.control);
+      expect(controls.sort()).toEqual(CONTROL_IDS.filter((c) => c !== 'instance-metadata').sort());
+      expect(kube.requests).toEqual([]);
+      expect(sandbox.findRequests({ method: 'POST', path: /listClusterUserCredential$/ })).toEqual([]);
+
+      // The sweep does judge it (and reads the namespaces to do so).
+      const s = await cli(['sweep', '--json', '--mode', 'report', '--subscription', fleet.subscriptionId]);
+      expect(onlyFinding(report(s), e.clusterId, 'instance-metadata')).toMatchObject({ status: 'drift', action: 'reported' });
+      expect(kube.requests.length).toBeGreaterThan(0);
+    } finally {
+      await kube.stop();
+    }
   });
 });

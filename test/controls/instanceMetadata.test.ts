@@ -105,7 +105,7 @@ describe('instance-metadata', () => {
     expect(change.leftToPerson).toEqual([{ namespace: 'shop', reason: expect.stringContaining('allow-out') }]);
     expect(change.needsPerson).toBe(true);
     expect(change.summary).toMatch(/Create the NetworkPolicy aks-netguard-deny-instance-metadata .* in default\./);
-    expect(change.summary).toMatch(/Needs a person — shop: the egress policies allow-out admit 169\.254\.169\.254:80/);
+    expect(change.summary).toMatch(/Leave to a person — shop: the egress policies allow-out admit 169\.254\.169\.254:80/);
 
     // After the write, default is closed; shop still needs its person, and nothing is written twice.
     const again = observe(applied(kube, change));

@@ -13,7 +13,9 @@ import type { Finding, RunReport } from '../../shared/types';
 
 export const WRITE_METHODS = ['PUT', 'PATCH', 'POST', 'DELETE'];
 
+/** A request that changes something: ARM's POST list actions (listClusterUserCredential) only read. */
 export function isWrite(r: RecordedRequest): boolean {
+  if (r.method.toUpperCase() === 'POST' && /\/list[A-Za-z]+$/.test(r.path.split('?')[0])) return false;
   return WRITE_METHODS.includes(r.method.toUpperCase());
 }
 

@@ -5,8 +5,10 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ArmGateway } from '../../shared/azure/arm';
 import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmVirtualNetwork } from '../../shared/azure/armTypes';
-import { actionForRequest, NETGUARD_ROLE_ACTIONS, roleAllows } from '../../shared/azure/permissions';
+import { actionForRequest, NETGUARD_ROLE_ACTIONS, NETGUARD_ROLE_DATA_ACTIONS, roleAllows } from '../../shared/azure/permissions';
 import { ArmSandbox } from '../../testkit/armServer';
+import { CONTROLS } from '../../shared/controls/index';
+import { permissionsOf } from '../../shared/controls/needs';
 
 const SUB = '6a8f1c2e-3b4d-4e5f-8a9b-0c1d2e3f4a5b';
 const FIXTURES = path.join(__dirname, '..', 'fixtures', 'azure');
@@ -76,6 +78,12 @@ describe('actionForRequest', () => {
       expect(action).not.toMatch(/\/delete$/i);
       expect(action).toMatch(/^Microsoft\.(Network|ContainerService|Resources\/subscriptions)\//);
     }
+    // Kubernetes: read namespaces, read and write NetworkPolicies, nothing else (DESIGN.md).
+    expect(NETGUARD_ROLE_DATA_ACTIONS.map((a) => a.action).sort()).toEqual([
+      'Microsoft.ContainerService/managedClusters/namespaces/read',
+      'Microsoft.ContainerService/managedClusters/networking.k8s.io/networkpolicies/read',
+      'Microsoft.ContainerService/managedClusters/networking.k8s.io/networkpolicies/write',
+    ]);
     expect(roleAllows('Microsoft.Network/networkSecurityGroups/write')).toBe(false);
     expect(roleAllows('Microsoft.Network/virtualNetworks/subnets/write')).toBe(false);
     expect(roleAllows('Microsoft.ContainerService/managedClusters/listClusterAdminCredential/action')).toBe(false);
@@ -109,6 +117,8 @@ describe('the custom role against the requests ArmGateway really makes', () => {
     const { cluster: read, etag } = await gateway.getCluster(cluster.id);
     await gateway.getNsg(nsg.id);
     await gateway.getVnet(vnet.id);
+    // instance-metadata: the API server address of a cluster (a POST that reads).
+    expect(await gateway.listClusterUserCredential(cluster.id)).toContain('server:');
 
     // node-ssh-deny: create NetGuard's rule, then repair it with its ETag.
     const ruleName = 'aks-netguard-deny-node-ssh';
@@ -145,10 +155,32 @@ describe('the custom role against the requests ArmGateway really makes', () => {
     expect(unused).toEqual([]);
 
     // Every write the code made is one the role grants, and they are the only two kinds of write.
-    const writes = new Set(requests.filter((r) => r.method !== 'GET').map((r) => actionForRequest(r.method, r.path)));
+    const writes = new Set(requests.filter((r) => r.method !== 'GET' && !/\/listClusterUserCredential$/i.test(r.path)).map((r) => actionForRequest(r.method, r.path)));
     expect([...writes].sort()).toEqual([
       'Microsoft.ContainerService/managedClusters/write',
       'Microsoft.Network/networkSecurityGroups/securityRules/write',
     ]);
+  });
+});
+
+describe('the role is what the controls declare', () => {
+  const actionsOf = (controls: Parameters<typeof permissionsOf>[0]) => {
+    const p = permissionsOf(controls);
+    return { actions: p.actions.map((a) => a.action).sort(), dataActions: p.dataActions.map((a) => a.action).sort() };
+  };
+
+  test('NETGUARD_ROLE_ACTIONS and NETGUARD_ROLE_DATA_ACTIONS add up the declarations of CONTROLS', () => {
+    expect(actionsOf(CONTROLS)).toEqual({ actions: NETGUARD_ROLE_ACTIONS.map((a) => a.action).sort(), dataActions: NETGUARD_ROLE_DATA_ACTIONS.map((a) => a.action).sort() });
+  });
+
+  test('a control that reads cluster properties and changes nothing adds nothing to the role', () => {
+    const readsOnly = { needs: { reads: ['cluster-properties'] as const, changes: [] as const } };
+    expect(actionsOf([...CONTROLS, readsOnly])).toEqual(actionsOf(CONTROLS));
+  });
+
+  test('without the control that reads Kubernetes objects, the role has no data action and no kubeconfig action', () => {
+    const without = actionsOf(CONTROLS.filter((c) => !c.needs.reads.includes('kubernetes-objects')));
+    expect(without.dataActions).toEqual([]);
+    expect(without.actions).not.toContain('Microsoft.ContainerService/managedClusters/listClusterUserCredential/action');
   });
 });

@@ -3,7 +3,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadSettings, SETTING_NAMES } from '../../shared/config';
-import { NETGUARD_ROLE_ACTIONS } from '../../shared/azure/permissions';
+import { NETGUARD_ROLE_ACTIONS, NETGUARD_ROLE_DATA_ACTIONS } from '../../shared/azure/permissions';
+import { KUBE_DATA_ACTIONS } from '../../shared/kube/access';
 import { HANDLED_EVENT_TYPES, ROUTED_OPERATIONS } from '../../shared/events/operations';
 import { storeFromEnvironment } from '../../shared/store/tables';
 import { VERIFY_QUEUE } from '../../shared/store/verifyQueue';
@@ -64,7 +65,9 @@ describe('one source of truth for the event filter and the role', () => {
     const permissions = resourceBody(definition, 'netguardRole');
     expect(permissions).toMatch(/actions:\s*role\.actions/);
     expect(permissions).toMatch(/notActions:\s*\[\]/);
-    expect(permissions).toMatch(/dataActions:\s*\[\]/);
+    expect(permissions).toMatch(/dataActions:\s*role\.dataActions/);
+    expect(json<{ dataActions: string[] }>(ROLE_FILE).dataActions).toEqual(NETGUARD_ROLE_DATA_ACTIONS.map((a) => a.action));
+    expect([...NETGUARD_ROLE_DATA_ACTIONS.map((a) => a.action)].sort()).toEqual([...KUBE_DATA_ACTIONS].sort());
     expect(permissions).toMatch(/type:\s*'CustomRole'/);
   });
 

@@ -1,7 +1,8 @@
 // The write gate on hand-picked cases: what it must refuse (each with the reason a person reads) and
 // what it must let through (NetGuard's own fixes). The random cases are in neverWiden.property.test.ts.
 import type { ArmSecurityRule, SecurityRuleProperties } from '../../shared/azure/armTypes';
-import type { SecurityRuleChange } from '../../shared/controls/types';
+import type { KubeNetworkPolicyChange, KubeNetworkPolicyWrite, SecurityRuleChange } from '../../shared/controls/types';
+import { OWN_POLICY_NAME, ownPolicyObject, ownPolicySpec, parseNetworkPolicy } from '../../shared/kube/networkPolicy';
 import { judgeWrite } from '../../shared/engine/writeGate';
 import { compareNsgAccess, describeFlowBox } from '../../shared/net/accessDiff';
 import { AddressSet } from '../../shared/net/addressSet';
@@ -122,5 +123,56 @@ describe('the write gate on security rules', () => {
     expect(diff.narrowed.length).toBeGreaterThan(0);
     expect(diff.narrowedBeyondIntended.map(describeFlowBox).join(' ')).not.toMatch(/from 10\.0\.0\.0\/24 /);
     expect(diff.narrowedBeyondIntended.map(describeFlowBox).join(' ')).toMatch(/0\.0\.0\.0\/5/);
+  });
+});
+
+describe('the write gate on NetworkPolicies (instance-metadata)', () => {
+  const CLUSTER = '/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks';
+  const policy = (namespace: string, name: string, spec: Record<string, unknown>, resourceVersion = '7') =>
+    parseNetworkPolicy({ metadata: { name, namespace, resourceVersion }, spec });
+  const change = (writes: KubeNetworkPolicyWrite[]): KubeNetworkPolicyChange => ({
+    kind: 'kube-network-policy',
+    clusterId: CLUSTER,
+    writes,
+    leftToPerson: [],
+    needsPerson: false,
+    after: writes.map((w) => w.after),
+    summary: 'test',
+  });
+  const create = (namespace: string, after = ownPolicyObject(namespace)): KubeNetworkPolicyWrite => ({ namespace, name: OWN_POLICY_NAME, method: 'create', after });
+  const replace = (namespace: string, resourceVersion = '7'): KubeNetworkPolicyWrite => ({ namespace, name: OWN_POLICY_NAME, method: 'replace', resourceVersion, after: ownPolicyObject(namespace, resourceVersion) });
+  const reason = (v: ReturnType<typeof judgeWrite>) => (v.allowed ? 'allowed' : v.reason);
+
+  test("creating NetGuard's policy where no policy isolates egress is allowed (ingress policies do not count)", () => {
+    const policies = [policy('default', 'ingress-only', { podSelector: {}, policyTypes: ['Ingress'] }), policy('shop', 'deny', { podSelector: {}, policyTypes: ['Egress'] })];
+    expect(judgeWrite(change([create('default')]), { kubePolicies: policies })).toEqual({ allowed: true });
+  });
+
+  test('creating it where an egress policy exists is refused: it could widen what that policy restricts', () => {
+    const policies = [policy('shop', 'deny', { podSelector: {}, policyTypes: ['Egress'] })];
+    expect(reason(judgeWrite(change([create('shop')]), { kubePolicies: policies }))).toMatch(/could widen the egress of pods that the egress policies deny restrict/);
+  });
+
+  test("any other object is refused: another name, or NetGuard's name with a wider spec", () => {
+    const wider = ownPolicyObject('default') as { spec: { egress: Array<{ to: unknown[] }> } };
+    wider.spec.egress[0].to = [{ ipBlock: { cidr: '0.0.0.0/0' } }];
+    expect(reason(judgeWrite(change([create('default', wider as Record<string, unknown>)]), { kubePolicies: [] }))).toMatch(/not the policy NetGuard writes/);
+    expect(reason(judgeWrite(change([{ ...create('default'), name: 'allow-all' }]), { kubePolicies: [] }))).toMatch(/not NetGuard's own/);
+  });
+
+  test("putting NetGuard's policy back: only over its own policy as read, when that widens nothing, on the version that was read", () => {
+    const widened = ownPolicySpec() as { egress: Array<{ to: Array<{ ipBlock?: { except?: string[] } }> }> };
+    delete widened.egress[0].to[0].ipBlock!.except;
+    const widenedByPerson = [policy('default', OWN_POLICY_NAME, widened as Record<string, unknown>)];
+    expect(judgeWrite(change([replace('default')]), { kubePolicies: widenedByPerson })).toEqual({ allowed: true });
+    expect(reason(judgeWrite(change([replace('default', '6')]), { kubePolicies: widenedByPerson }))).toMatch(/changed since it was judged/);
+
+    const narrowed = [policy('default', OWN_POLICY_NAME, { podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [{ ipBlock: { cidr: '10.0.0.0/8' } }] }] })];
+    expect(reason(judgeWrite(change([replace('default')]), { kubePolicies: narrowed }))).toMatch(/would widen what some pods may reach/);
+    expect(reason(judgeWrite(change([replace('default')]), { kubePolicies: [] }))).toMatch(/not there as read/);
+  });
+
+  test('without the policies as read, nothing is written', () => {
+    expect(reason(judgeWrite(change([create('default')]), {}))).toMatch(/not at hand/);
   });
 });

@@ -60,12 +60,17 @@ test('npm run bench -- --json prints one JSON object of the documented shape', a
       subscriptions: 2,
       seconds: expect.any(Number),
       armCalls: expect.any(Number),
-      armCallsLowerBound: 6,
+      // Six list pages, and one kubeconfig for each of the clusters (a third of the resources).
+      armCallsLowerBound: 6 + resources / 3,
+      kubeCalls: expect.any(Number),
+      kubeCallsLowerBound: (2 * resources) / 3,
       peakRssMb: expect.any(Number),
       naiveSeconds: expect.any(Number),
       naiveArmCalls: resources,
     });
-    // Nothing drifts, so the sweep makes exactly the list calls it needs.
+    // Nothing drifts, so the sweep makes exactly the list calls it needs, in ARM and in Kubernetes.
     expect(s.armCalls).toBe(s.armCallsLowerBound);
+    expect(s.kubeCalls).toBe(s.kubeCallsLowerBound);
   }
 });
+

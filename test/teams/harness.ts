@@ -49,9 +49,13 @@ export interface Harness {
   post(activity: Record<string, unknown>, headers?: Record<string, string>): Promise<{ status: number; body: any }>;
 }
 
-export async function startHarness(azurite: AzuriteInstance, options: { approvers?: string[]; tenantId?: string; appId?: string; appPassword?: string; executor?: ApprovalExecutor } = {}): Promise<Harness> {
+export async function startHarness(
+  azurite: AzuriteInstance,
+  // tablePrefix: share the tables of a CLI run (which uses the default prefix); a fresh one by default.
+  options: { approvers?: string[]; tenantId?: string; appId?: string; appPassword?: string; executor?: ApprovalExecutor; tablePrefix?: string } = {},
+): Promise<Harness> {
   const connector = await ConnectorStandIn.start();
-  const prefix = `t${randomBytes(5).toString('hex')}`;
+  const prefix = options.tablePrefix ?? `t${randomBytes(5).toString('hex')}`;
   const store = TableStateStore.fromConnectionString(azurite.connectionString, { tablePrefix: prefix });
   const tables = TeamsTables.fromConnectionString(azurite.connectionString, prefix);
   const executor = new RecordingExecutor();
