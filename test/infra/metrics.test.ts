@@ -162,7 +162,8 @@ test('the registered functions emit every documented metric with its documented 
   const index = posted.findIndex((c) => JSON.stringify(c.body).includes('"action":"approve"'));
   expect(index).toBeGreaterThanOrEqual(0);
   const card = posted[index].body.attachments[0].content;
-  const approve = (card.body.find((e: { type: string }) => e.type === 'ActionSet').actions as Array<{ verb: string; data: { action: string } }>).find((b) => b.data.action === 'approve')!;
+  const actions = card.body.filter((e: { type: string }) => e.type === 'ActionSet').flatMap((e: { actions: unknown[] }) => e.actions) as Array<{ verb?: string; data?: { action: string } }>;
+  const approve = actions.find((b) => b.data?.action === 'approve') as { verb: string; data: { action: string } };
   const clicked = await teamsRequest(cardClick(teams, { replyToId: `1:${index + 1}`, conversationId: posted[index].conversationId, verb: approve.verb, data: approve.data }));
   expect(clicked.status).toBe(200);
   const stillPending = (await storeFromEnvironment(process.env)!.listApprovals('pending')).length;
