@@ -26,7 +26,7 @@ import type { SecurityRuleProperties } from './armTypes';
 import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmSecurityRule, ArmVirtualNetwork } from './armTypes';
 import { ArmError, RETRYABLE_CODES, VerificationError, classifyError, isRetryableStatus } from './errors';
 import { lastSegment, parentId, parseResourceId, resourceGroupOf, subscriptionOf } from './ids';
-import { subscriptionScopePolicy } from './scope';
+import { OutOfScopeError, subscriptionScopePolicy } from './scope';
 import type { Inventory } from './topology';
 
 export const NETWORK_API_VERSION = '2026-01-01';
@@ -201,6 +201,28 @@ export class ArmGateway {
     }
     // Before the call counter: a refused request never reaches Azure, so it is not counted as a call.
     pipeline.addPolicy(subscriptionScopePolicy(this.options.subscriptions), { afterPhase: 'Retry' });
+    // Links ARM answers with (nextLink, Azure-AsyncOperation, Location) are absolute URLs taken from a
+    // response: one pointing at another host would be sent NetGuard's bearer token. Only the configured
+    // endpoint's origin is ever contacted.
+    const origin = new URL(this.endpoint).origin;
+    pipeline.addPolicy(
+      {
+        name: 'netguardEndpointOrigin',
+        sendRequest: (req, next) => {
+          let target: string;
+          try {
+            target = new URL(req.url).origin;
+          } catch {
+            target = 'an unparsable URL';
+          }
+          if (target !== origin) {
+            return Promise.reject(new OutOfScopeError(`NetGuard refused to send ${req.method} to ${target}: it talks only to its Azure Resource Manager endpoint ${origin} (a link in an answer pointed elsewhere).`));
+          }
+          return next(req);
+        },
+      },
+      { afterPhase: 'Retry' },
+    );
     const counter: PipelinePolicy = {
       name: 'netguardCallCounter',
       sendRequest: (req, next) => {

@@ -373,16 +373,19 @@ function planRepair(
   after.priority = keepPlace ? current : desired.priority;
   const moved = after.priority !== current;
 
-  // In its own place the rule only denies what it says, which is NetGuard's to keep. Moved earlier, it
+  // In its own place a Deny only denies what it says, which is NetGuard's to keep. Moved earlier, it
   // also beats the Allows it passes: whatever it then denies beyond inbound TCP/22 from the AKS subnets
   // to the nodes is someone's access being cut, and that needs a person.
   const intended: ArmSecurityRule = { name: MANAGED_SSH_RULE_NAME, properties: { ...desired, priority: after.priority } };
   const written: ArmSecurityRule = { ...existing, properties: after };
   const beforeRules = rulesOfNsg(nsg);
   const afterRules = rulesOfNsg({ ...nsg, properties: { ...nsg.properties, securityRules: (nsg.properties?.securityRules ?? []).map((r) => (r === existing ? written : r)) } });
+  // The same holds in its own place when a person had turned it into an Allow: making it a Deny
+  // again cuts everything that Allow let through (with `*` everywhere, all traffic to the subnet).
+  const wasAllow = String(e.access ?? '').toLowerCase() !== 'deny';
   const cut = new Set<string>();
   let tooComplex = false;
-  for (const g of moved ? groups : []) {
+  for (const g of moved || wasAllow ? groups : []) {
     const diff = compareNsgAccess(beforeRules, afterRules, { virtualNetwork: g.virtualNetwork }, { intended: [intended] });
     if (diff.tooComplex) tooComplex = true;
     for (const f of diff.narrowedBeyondIntended.slice(0, 2)) cut.add(describeFlowBox(f));
