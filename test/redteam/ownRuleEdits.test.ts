@@ -101,3 +101,67 @@ test.failing('own rule re-scoped by a person to deny every port from one range: 
   expect(inbound(nsgId, 10250, NODE_B, NODE_A)).toBe('Allow');
   expect(onlyFinding(report, clusterId, 'node-ssh-deny').action).not.toBe('remediated');
 }, 30_000);
+
+// One NSG on the node subnet and on another subnet (a jump host, a Git server): the fix is about SSH
+// from the AKS subnets to the nodes (README's control table). It must not also cut SSH from the AKS
+// subnets to the other subnet behind the same NSG — not when the rule is created, and not when it is
+// moved before an Allow ("if its rule must move before an Allow and would then also cut traffic that
+// Allow lets through, a person approves it first").
+describe('an NSG shared by the node subnet and another subnet', () => {
+  const JUMP_HOST = '10.70.8.4/32';
+  const allowSshFromVnet = (): ArmSecurityRule => ({
+    name: 'allow-ssh-vnet',
+    properties: { protocol: 'Tcp', sourcePortRange: '*', sourceAddressPrefix: 'VirtualNetwork', destinationAddressPrefix: '*', destinationPortRange: '22', access: 'Allow', priority: 300, direction: 'Inbound' },
+  });
+
+  function seedShared(rules: ArmSecurityRule[]): { nsgId: string; nodeSubnetId: string; clusterId: string } {
+    const nsgId = `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.Network/networkSecurityGroups/shared-nsg`;
+    sandbox.put(nsgFromFixture({ subscriptionId: SUB, resourceGroup: RG, name: 'shared-nsg', securityRules: rules }));
+    const vnet = vnetWithSubnets({
+      subscriptionId: SUB,
+      resourceGroup: RG,
+      name: 'shared-vnet',
+      addressPrefixes: ['10.70.0.0/16'],
+      subnets: [
+        { name: 'nodes', addressPrefix: NODE_SUBNET, nsgId },
+        { name: 'jump', addressPrefix: '10.70.8.0/24', nsgId },
+      ],
+    });
+    sandbox.put(vnet);
+    const nodeSubnetId = `${vnet.id}/subnets/nodes`;
+    const cluster = clusterFromFixture({ subscriptionId: SUB, resourceGroup: RG, name: 'aks-shared', nodeSubnetId });
+    sandbox.put(cluster);
+    return { nsgId, nodeSubnetId, clusterId: cluster.id };
+  }
+
+  test('creating the Deny (before an Allow from the VNet) denies SSH to the nodes and leaves SSH from the nodes to the jump host as it was', async () => {
+    const { nsgId, nodeSubnetId, clusterId } = seedShared([allowSshFromVnet()]);
+    expect(inbound(nsgId, 22, NODE_B, JUMP_HOST)).toBe('Allow');
+
+    const report = await autoSweep();
+
+    expect(onlyFinding(report, clusterId, 'node-ssh-deny').action).toBe('remediated');
+    expect(sshDecisionInSandbox(sandbox, nsgId, nodeSubnetId)).toBe('Deny');
+    expect(inbound(nsgId, 22, NODE_B, JUMP_HOST)).toBe('Allow');
+  }, 30_000);
+
+  test('creating the Deny with only the default rules leaves SSH from the nodes to the jump host as it was', async () => {
+    const { nsgId, nodeSubnetId } = seedShared([]);
+    expect(inbound(nsgId, 22, NODE_B, JUMP_HOST)).toBe('Allow');
+    await autoSweep();
+    expect(sshDecisionInSandbox(sandbox, nsgId, nodeSubnetId)).toBe('Deny');
+    expect(inbound(nsgId, 22, NODE_B, JUMP_HOST)).toBe('Allow');
+  }, 30_000);
+
+  test('moving NetGuard’s shadowed Deny (destination VirtualNetwork) before the Allow would cut SSH to the jump host: a person decides', async () => {
+    const { nsgId, clusterId } = seedShared([allowSshFromVnet(), netGuardSshDenyRule([NODE_SUBNET], 400)]);
+    expect(inbound(nsgId, 22, NODE_B, JUMP_HOST)).toBe('Allow');
+
+    const report = await autoSweep();
+
+    expect(inbound(nsgId, 22, NODE_B, JUMP_HOST)).toBe('Allow');
+    const finding = onlyFinding(report, clusterId, 'node-ssh-deny');
+    expect(finding.action).not.toBe('remediated');
+    expect(finding.detail).toMatch(/A person must approve/);
+  }, 30_000);
+});
