@@ -504,7 +504,8 @@ function plan(j: Judgement, observation: ClusterObservation): SecurityRuleChange
     // The judgement already says what is missing; the reason says why NetGuard stops there.
     return { kind: 'none', reason: 'NetGuard cannot choose an NSG for a subnet, so it only reports this.' };
   }
-  return { kind: 'none', reason: `NetGuard cannot choose an NSG for ${lastSegment(j.targetId)}: ${j.detail}` };
+  // The subnet or its NSG could not be read (the judgement says which): nothing is changed blind.
+  return { kind: 'none', reason: 'NetGuard changes nothing it cannot read, so it only reports this.' };
 }
 
 export const nodeSshDeny: Control = {
