@@ -244,7 +244,8 @@ function approvalFacts(approval: ApprovalRecord, driftSince?: string): CardEleme
     text(approval.change.summary),
     ...changeElements(approval.change, 'exact-change'),
     text('Why a person is needed', { weight: 'Bolder', spacing: 'Medium' }),
-    text(approval.reason.charAt(0).toUpperCase() + approval.reason.slice(1) + (/[.!?]$/.test(approval.reason) ? '' : '.')),
+    // The reason can name who keeps changing the resource (flap guard): names are escaped like the fact above.
+    text(escapeName(approval.reason.charAt(0).toUpperCase() + approval.reason.slice(1) + (/[.!?]$/.test(approval.reason) ? '' : '.'))),
   ];
 }
 

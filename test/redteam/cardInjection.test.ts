@@ -68,3 +68,38 @@ test('a caller name holding a Markdown link is shown as text on the fix notice, 
   expect(causedBy).not.toMatch(MARKDOWN_LINK);
   expect(JSON.stringify(cardOf(notice))).not.toMatch(/[^\\]\]\(https:\/\/evil\.example/);
 }, 120_000);
+
+test('a drift that keeps coming back names who keeps changing it on the approval card — as text, not as a link', async () => {
+  serve = await startServe({
+    PATH: process.env.PATH ?? '',
+    AzureWebJobsStorage: azurite.connectionString,
+    AKS_NETGUARD_ARM_ENDPOINT: sandbox.endpoint,
+    AKS_NETGUARD_SUBSCRIPTIONS: fleet.subscriptionId,
+    // After one automatic fix, the next return of the drift goes to a person (README: flap guard).
+    AKS_NETGUARD_FLAP_COUNT: '1',
+  });
+  const subscribed = await postJson(`${serve.url}/api/messages`, {
+    type: 'message',
+    text: 'subscribe',
+    channelId: 'emulator',
+    serviceUrl: connector.serviceUrl,
+    conversation: { id: 'oncall-conversation-2' },
+    from: { id: 'operator', name: 'Operator' },
+    recipient: { id: 'netguard-bot', name: 'Bot' },
+    id: 'act-2',
+  });
+  expect(subscribed.status).toBe(200);
+
+  const nsgId = pick(fleet, 'a').nsgIds[0];
+  const hostileName = '[Approve the fix](https://evil.example/login)';
+  for (let i = 0; i < 2; i++) {
+    expect(sandbox.remove(ruleIdOf(nsgId))).toBe(true);
+    const delivered = await postJson(`${serve.url}/api/events`, [fleetEvent(OP.ruleDelete, ruleIdOf(nsgId), { caller: { name: hostileName } })]);
+    expect(delivered.status).toBe(200);
+  }
+
+  const card = await waitFor(serve, 'the approval card', () => connector.posted().find((c) => /Approval needed/.test(JSON.stringify(cardOf(c)?.body?.[0] ?? ''))));
+  const text = JSON.stringify(cardOf(card));
+  expect(text).toContain('Approve the fix');
+  expect(text).not.toMatch(/[^\\]\]\(https:\/\/evil\.example/);
+}, 120_000);
