@@ -6,7 +6,7 @@
 // /api/messages (loopback connector), the event POSTed to /api/events, the card read off the connector.
 import type { ArmSandbox } from '../../shared/sandbox/armServer';
 import type { SeededFleet } from '../../shared/sandbox/fleet';
-import { useAzurite } from '../helpers/azurite';
+import { AZURITE_ACCOUNT_KEY, useAzurite } from '../helpers/azurite';
 import { startSandbox } from '../helpers/sandboxEnv';
 import { fleetEvent, OP, pick, ruleIdOf, seedFleet } from '../functions/eventRig';
 import { ConnectorStandIn, type ConnectorCall } from '../teams/connectorStandIn';
@@ -67,6 +67,8 @@ test('a caller name holding a Markdown link is shown as text on the fix notice, 
   expect(causedBy).toContain('Approve the fix');
   expect(causedBy).not.toMatch(MARKDOWN_LINK);
   expect(JSON.stringify(cardOf(notice))).not.toMatch(/[^\\]\]\(https:\/\/evil\.example/);
+  // Secrets stay secret: serve's own output never holds the storage key.
+  expect(serve.output()).not.toContain(AZURITE_ACCOUNT_KEY);
 }, 120_000);
 
 test('a drift that keeps coming back names who keeps changing it on the approval card — as text, not as a link', async () => {
