@@ -128,6 +128,9 @@ export interface WrittenChange {
 /** How many looks at a running update may fail in a row (each one already retried) before giving up. */
 const MAX_FAILED_LOOKS = 3;
 
+/** Most pages one list may take (10,000 pages is far more than any subscription holds of one type). */
+const MAX_LIST_PAGES = 10_000;
+
 export class ArmGateway {
   readonly endpoint: string;
   readonly kind: 'azure' | 'sandbox';
@@ -347,8 +350,16 @@ export class ArmGateway {
   async listJson<T>(path: string, apiVersion: string): Promise<T[]> {
     const pipeline = this.pipelineFor(path);
     const items: T[] = [];
+    // "Always end": a nextLink that comes back to a page already read, or pages without end, would keep
+    // a sweep listing forever; the listing fails instead (an error finding names the subscription).
+    const seen = new Set<string>();
     let next: string | undefined = path;
     while (next) {
+      if (seen.has(next) || seen.size >= MAX_LIST_PAGES) {
+        const why = seen.has(next) ? 'a nextLink led back to a page already read' : `it did not end after ${MAX_LIST_PAGES} pages`;
+        throw new ArmError(undefined, 'InvalidNextLink', `NetGuard stopped listing ${path}: ${why}.`, 'GET', next);
+      }
+      seen.add(next);
       const r = await this.send('GET', next, apiVersion, pipeline);
       items.push(...((r.body?.value ?? []) as T[]));
       next = r.body?.nextLink || undefined;

@@ -3,6 +3,7 @@
 // hostile or tampered answer that points elsewhere must not receive a request — in Azure the request
 // would carry NetGuard's ARM bearer token (its identity's write access to production networks).
 // Reached through the CLI sweep against the ARM sandbox; the "elsewhere" is a second loopback server.
+// And "Always end": a nextLink that leads back to a page already read must not keep a sweep listing.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { runCli } from '../../shared/cli/main';
@@ -76,4 +77,13 @@ test('an Azure-AsyncOperation URL on another origin is not polled; the applied u
   expect(clusterIn(sandbox, routing.clusterId).properties.addonProfiles?.httpApplicationRouting?.enabled).toBe(false);
   const finding = report.findings.find((f) => f.control === 'http-application-routing' && f.resourceId.toLowerCase() === routing.clusterId.toLowerCase())!;
   expect(finding.action).toBe('remediated');
+}, 30_000);
+
+test('a nextLink that leads back to a page already read ends the listing (an error finding), instead of looping forever', async () => {
+  const loop = `${sandbox.endpoint}/subscriptions/${fleet.subscriptionId}/providers/Microsoft.Network/networkSecurityGroups?api-version=2025-05-01&page=loop`;
+  // Every NSG list page answers with a link to the same page: the sweep would never report.
+  sandbox.failNext({ method: 'GET', pathPattern: /\/networkSecurityGroups$/i, status: 200, body: { value: [], nextLink: loop }, times: Number.POSITIVE_INFINITY });
+  const { report } = await sweep('report');
+  expect(report.summary.errors).toBeGreaterThan(0);
+  expect(sandbox.countRequests({ method: 'GET', path: /\/networkSecurityGroups$/i })).toBeLessThan(10);
 }, 30_000);
