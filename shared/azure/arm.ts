@@ -506,7 +506,7 @@ export class ArmGateway {
     }
     const statusUrl = r.headers['azure-asyncoperation'] ?? r.headers['location'];
     const retryAfter = Number(r.headers['retry-after']);
-    return { resourceId: cluster.id, statusUrl, retryAfterMs: Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined };
+    return { resourceId: cluster.id, statusUrl, retryAfterMs: this.cappedRetryAfter(retryAfter) };
   }
 
   /**
@@ -530,7 +530,16 @@ export class ArmGateway {
       throw new ArmError(undefined, r.body?.error?.code, `The update of ${op.resourceId} ended ${status}: ${r.body?.error?.message ?? 'no reason given'}`);
     }
     const ra = Number(r.headers['retry-after']);
-    return { status: /^succeeded$/i.test(status) ? 'Succeeded' : 'InProgress', retryAfterMs: Number.isFinite(ra) && ra > 0 ? ra * 1000 : undefined };
+    return { status: /^succeeded$/i.test(status) ? 'Succeeded' : 'InProgress', retryAfterMs: this.cappedRetryAfter(ra) };
+  }
+
+  /**
+   * A Retry-After (seconds) on an update, honoured up to the same cap as on retries: an answer asking
+   * for a day would otherwise make the CLI sleep a day, or the verify queue hide its message that long.
+   */
+  private cappedRetryAfter(seconds: number): number | undefined {
+    if (!Number.isFinite(seconds) || seconds <= 0) return undefined;
+    return Math.min(seconds * 1000, this.retry.maxRetryAfterInMs);
   }
 
   /** Whether a resource's last write is still running, from its provisioningState. */

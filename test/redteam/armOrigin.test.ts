@@ -87,3 +87,19 @@ test('a nextLink that leads back to a page already read ends the listing (an err
   expect(report.summary.errors).toBeGreaterThan(0);
   expect(sandbox.countRequests({ method: 'GET', path: /\/networkSecurityGroups$/i })).toBeLessThan(10);
 }, 30_000);
+
+test('a cluster update answered with a day-long Retry-After is still followed within the Retry-After cap (the CLI does not sleep for a day)', async () => {
+  const routing = fleet.clusters.find((c) => c.label === 'e')!;
+  sandbox.failNext({
+    method: 'PUT',
+    pathPattern: /\/managedClusters\/aks-http-routing$/i,
+    status: 201,
+    afterApplying: true,
+    // A status URL on the ARM endpoint that does not answer: NetGuard then reads the cluster instead.
+    headers: { 'azure-asyncoperation': `${sandbox.endpoint}/subscriptions/${fleet.subscriptionId}/providers/Microsoft.ContainerService/locations/westeurope/operations/op2?api-version=2026-01-01`, 'retry-after': '86400' },
+    body: {},
+  });
+  const { report } = await sweep('auto');
+  const finding = report.findings.find((f) => f.control === 'http-application-routing' && f.resourceId.toLowerCase() === routing.clusterId.toLowerCase())!;
+  expect(finding.action).toBe('remediated');
+}, 30_000);
