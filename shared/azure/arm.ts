@@ -26,7 +26,7 @@ import type { SecurityRuleProperties } from './armTypes';
 import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmSecurityRule, ArmVirtualNetwork } from './armTypes';
 import { ArmError, RETRYABLE_CODES, VerificationError, classifyError, isRetryableStatus } from './errors';
 import { lastSegment, parseResourceId, resourceGroupOf, subscriptionOf } from './ids';
-import { subscriptionScopePolicy } from './scope';
+import { OutOfScopeError, subscriptionScopePolicy } from './scope';
 import type { Inventory } from './topology';
 
 export const NETWORK_API_VERSION = '2026-01-01';
@@ -134,6 +134,9 @@ export interface WrittenChange {
 /** How many looks at a running update may fail in a row (each one already retried) before giving up. */
 const MAX_FAILED_LOOKS = 3;
 
+/** Most pages one list may take (10,000 pages is far more than any subscription holds of one type). */
+const MAX_LIST_PAGES = 10_000;
+
 export class ArmGateway {
   readonly endpoint: string;
   readonly kind: 'azure' | 'sandbox';
@@ -207,6 +210,28 @@ export class ArmGateway {
     }
     // Before the call counter: a refused request never reaches Azure, so it is not counted as a call.
     pipeline.addPolicy(subscriptionScopePolicy(this.options.subscriptions), { afterPhase: 'Retry' });
+    // Links ARM answers with (nextLink, Azure-AsyncOperation, Location) are absolute URLs taken from a
+    // response: one pointing at another host would be sent NetGuard's bearer token. Only the configured
+    // endpoint's origin is ever contacted.
+    const origin = new URL(this.endpoint).origin;
+    pipeline.addPolicy(
+      {
+        name: 'netguardEndpointOrigin',
+        sendRequest: (req, next) => {
+          let target: string;
+          try {
+            target = new URL(req.url).origin;
+          } catch {
+            target = 'an unparsable URL';
+          }
+          if (target !== origin) {
+            return Promise.reject(new OutOfScopeError(`NetGuard refused to send ${req.method} to ${target}: it talks only to its Azure Resource Manager endpoint ${origin} (a link in an answer pointed elsewhere).`));
+          }
+          return next(req);
+        },
+      },
+      { afterPhase: 'Retry' },
+    );
     const counter: PipelinePolicy = {
       name: 'netguardCallCounter',
       sendRequest: (req, next) => {
@@ -331,8 +356,16 @@ export class ArmGateway {
   async listJson<T>(path: string, apiVersion: string): Promise<T[]> {
     const pipeline = this.pipelineFor(path);
     const items: T[] = [];
+    // "Always end": a nextLink that comes back to a page already read, or pages without end, would keep
+    // a sweep listing forever; the listing fails instead (an error finding names the subscription).
+    const seen = new Set<string>();
     let next: string | undefined = path;
     while (next) {
+      if (seen.has(next) || seen.size >= MAX_LIST_PAGES) {
+        const why = seen.has(next) ? 'a nextLink led back to a page already read' : `it did not end after ${MAX_LIST_PAGES} pages`;
+        throw new ArmError(undefined, 'InvalidNextLink', `NetGuard stopped listing ${path}: ${why}.`, 'GET', next);
+      }
+      seen.add(next);
       const r = await this.send('GET', next, apiVersion, pipeline);
       items.push(...((r.body?.value ?? []) as T[]));
       next = r.body?.nextLink || undefined;
@@ -479,7 +512,7 @@ export class ArmGateway {
     }
     const statusUrl = r.headers['azure-asyncoperation'] ?? r.headers['location'];
     const retryAfter = Number(r.headers['retry-after']);
-    return { resourceId: cluster.id, statusUrl, retryAfterMs: Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined };
+    return { resourceId: cluster.id, statusUrl, retryAfterMs: this.cappedRetryAfter(retryAfter) };
   }
 
   /**
@@ -503,7 +536,16 @@ export class ArmGateway {
       throw new ArmError(undefined, r.body?.error?.code, `The update of ${op.resourceId} ended ${status}: ${r.body?.error?.message ?? 'no reason given'}`);
     }
     const ra = Number(r.headers['retry-after']);
-    return { status: /^succeeded$/i.test(status) ? 'Succeeded' : 'InProgress', retryAfterMs: Number.isFinite(ra) && ra > 0 ? ra * 1000 : undefined };
+    return { status: /^succeeded$/i.test(status) ? 'Succeeded' : 'InProgress', retryAfterMs: this.cappedRetryAfter(ra) };
+  }
+
+  /**
+   * A Retry-After (seconds) on an update, honoured up to the same cap as on retries: an answer asking
+   * for a day would otherwise make the CLI sleep a day, or the verify queue hide its message that long.
+   */
+  private cappedRetryAfter(seconds: number): number | undefined {
+    if (!Number.isFinite(seconds) || seconds <= 0) return undefined;
+    return Math.min(seconds * 1000, this.retry.maxRetryAfterInMs);
   }
 
   /** Whether a resource's last write is still running, from its provisioningState. */

@@ -30,8 +30,10 @@ export function formatReport(report: RunReport): string {
     lines.push('');
   }
   const s = report.summary;
+  // Clusters counted as clusters and findings as findings (one cluster can have several), as the digest does.
+  const clustersWithDrift = groups.filter((fs) => fs.some((f) => f.status === 'drift')).length;
   lines.push(
-    `${s.resources} cluster(s) judged: ${s.drift} drift (${s.remediated} remediated, ${s.approvalRequested} waiting for approval), ${s.exempt} exempt, ${s.errors} error(s).`,
+    `${s.resources} cluster(s) judged, ${clustersWithDrift} with drift. ${s.drift} finding(s) drifted (${s.remediated} remediated, ${s.approvalRequested} waiting for approval), ${s.exempt} finding(s) exempt, ${s.errors} error(s).`,
   );
   return lines.join('\n') + '\n';
 }

@@ -61,6 +61,30 @@ function groupByVnet(subnets: readonly SubnetRef[], topology: TopologyIndex): De
   return [...groups.values()];
 }
 
+/**
+ * Addresses of the subnets this NSG also guards that are not AKS subnets of the clusters behind it (one
+ * NSG shared with a jump host or a server subnet). A Deny to `VirtualNetwork` would cut SSH from the AKS
+ * subnets to them too, which is not NetGuard's to cut.
+ */
+function otherGuardedSubnets(nsg: ArmNetworkSecurityGroup, topology: TopologyIndex, clusters: readonly ArmManagedCluster[]): AddressSet {
+  const aks = new Set<string>();
+  for (const c of clusters) {
+    const s = topology.clusterSubnets(c);
+    for (const x of [...s.nodeSubnets, ...s.podSubnets]) aks.add(idKey(x.id));
+  }
+  const listed = new Set((nsg.properties?.subnets ?? []).map((s) => idKey(s.id)));
+  let other = AddressSet.empty();
+  for (const vnet of topology.inventory.vnets) {
+    for (const subnet of vnet.properties?.subnets ?? []) {
+      if (aks.has(idKey(subnet.id))) continue;
+      if (!listed.has(idKey(subnet.id)) && !sameId(subnet.properties?.networkSecurityGroup?.id, nsg.id)) continue;
+      const prefixes = [subnet.properties?.addressPrefix, ...(subnet.properties?.addressPrefixes ?? [])].filter((p): p is string => !!p);
+      other = other.union(AddressSet.parse(prefixes).set);
+    }
+  }
+  return other;
+}
+
 function sshFlow(sources: AddressSet, destinations: AddressSet): NsgFlow {
   return { direction: 'Inbound', protocol: 'Tcp', port: SSH_PORT, sources, destinations };
 }
@@ -242,19 +266,22 @@ export function planNodeSshDeny(nsg: ArmNetworkSecurityGroup, topology: Topology
   }
 
   if (priority !== undefined) {
+    // In an NSG shared with other subnets the rule names the node subnets, not VirtualNetwork.
+    const others = otherGuardedSubnets(nsg, topology, clusters);
+    const nodeDestinations = groups.reduce((acc, g) => acc.union(g.destinations), AddressSet.empty());
     const desired: SecurityRuleProperties = {
       description: MANAGED_RULE_DESCRIPTION,
       protocol: 'Tcp',
       sourcePortRange: '*',
       destinationPortRange: String(SSH_PORT),
       sourceAddressPrefixes: sourcePrefixes,
-      destinationAddressPrefix: 'VirtualNetwork',
+      ...(others.isEmpty() ? { destinationAddressPrefix: 'VirtualNetwork' } : { destinationAddressPrefixes: nodeDestinations.toCidrs() }),
       access: 'Deny',
       priority,
       direction: 'Inbound',
     };
     const beats = allows.length > 0 ? `, before the Allow ${describeRule({ ...refOf(allows[0]) })}` : '';
-    if (existing) return planRepair(nsg, existing, desired, used, sources, groups, beats);
+    if (existing) return planRepair(nsg, existing, desired, used, sources, groups, beats, others);
     return {
       kind: 'security-rule',
       nsgId: nsg.id,
@@ -306,6 +333,7 @@ function planRepair(
   sources: AddressSet,
   groups: readonly DestinationGroup[],
   beats: string,
+  others: AddressSet = AddressSet.empty(),
 ): SecurityRuleChange | NoPlan {
   const e = existing.properties ?? ({} as SecurityRuleProperties);
   const cannot = (why: string): NoPlan => ({
@@ -341,7 +369,8 @@ function planRepair(
     const tokens = sideTokens(e.destinationAddressPrefix, e.destinationAddressPrefixes);
     delete after.destinationAddressPrefix;
     // Nothing there at all: the usual VirtualNetwork; else the node subnets next to the person's.
-    if (tokens.length === 0) after.destinationAddressPrefix = desired.destinationAddressPrefix;
+    if (tokens.length === 0 && desired.destinationAddressPrefix) after.destinationAddressPrefix = desired.destinationAddressPrefix;
+    else if (tokens.length === 0) after.destinationAddressPrefixes = desired.destinationAddressPrefixes;
     else after.destinationAddressPrefixes = dst.prefixes;
     added.push('the node subnets as destinations');
   }
@@ -373,16 +402,26 @@ function planRepair(
   after.priority = keepPlace ? current : desired.priority;
   const moved = after.priority !== current;
 
-  // In its own place the rule only denies what it says, which is NetGuard's to keep. Moved earlier, it
+  // In its own place a Deny only denies what it says, which is NetGuard's to keep. Moved earlier, it
   // also beats the Allows it passes: whatever it then denies beyond inbound TCP/22 from the AKS subnets
   // to the nodes is someone's access being cut, and that needs a person.
-  const intended: ArmSecurityRule = { name: MANAGED_SSH_RULE_NAME, properties: { ...desired, priority: after.priority } };
+  // What NetGuard means to deny: SSH from the AKS subnets to anything behind this NSG except the other
+  // subnets sharing it (inbound traffic to addresses no subnet of this NSG holds never meets it).
+  const intendedProps: SecurityRuleProperties = { ...desired, priority: after.priority };
+  if (!others.isEmpty()) {
+    delete intendedProps.destinationAddressPrefix;
+    intendedProps.destinationAddressPrefixes = AddressSet.all().subtract(others).toCidrs();
+  }
+  const intended: ArmSecurityRule = { name: MANAGED_SSH_RULE_NAME, properties: intendedProps };
   const written: ArmSecurityRule = { ...existing, properties: after };
   const beforeRules = rulesOfNsg(nsg);
   const afterRules = rulesOfNsg({ ...nsg, properties: { ...nsg.properties, securityRules: (nsg.properties?.securityRules ?? []).map((r) => (r === existing ? written : r)) } });
+  // The same holds in its own place when a person had turned it into an Allow: making it a Deny
+  // again cuts everything that Allow let through (with `*` everywhere, all traffic to the subnet).
+  const wasAllow = String(e.access ?? '').toLowerCase() !== 'deny';
   const cut = new Set<string>();
   let tooComplex = false;
-  for (const g of moved ? groups : []) {
+  for (const g of moved || wasAllow ? groups : []) {
     const diff = compareNsgAccess(beforeRules, afterRules, { virtualNetwork: g.virtualNetwork }, { intended: [intended] });
     if (diff.tooComplex) tooComplex = true;
     for (const f of diff.narrowedBeyondIntended.slice(0, 2)) cut.add(describeFlowBox(f));
@@ -465,7 +504,8 @@ function plan(j: Judgement, observation: ClusterObservation): SecurityRuleChange
     // The judgement already says what is missing; the reason says why NetGuard stops there.
     return { kind: 'none', reason: 'NetGuard cannot choose an NSG for a subnet, so it only reports this.' };
   }
-  return { kind: 'none', reason: `NetGuard cannot choose an NSG for ${lastSegment(j.targetId)}: ${j.detail}` };
+  // The subnet or its NSG could not be read (the judgement says which): nothing is changed blind.
+  return { kind: 'none', reason: 'NetGuard changes nothing it cannot read, so it only reports this.' };
 }
 
 export const nodeSshDeny: Control = {

@@ -228,7 +228,7 @@ function parseOne(item: unknown): NetGuardEvent | SubscriptionValidation {
     schema = 'eventgrid';
     eventType = requiredString(item, 'eventType');
     if (typeof item.subject !== 'string') reject(item.subject === undefined ? 'missing subject' : `subject must be a string, got ${describeType(item.subject)}`);
-    subject = item.subject;
+    subject = checkText(item.subject, 'subject');
     time = optionalDate(item, 'eventTime');
     if (time === undefined) reject('missing eventTime');
     optionalString(item, 'topic');
@@ -385,19 +385,29 @@ function subscriptionOfLoose(id: string): string | undefined {
   }
 }
 
+// JSON can spell half of a UTF-16 surrogate pair ("\ud800"), which is no Unicode text: Event Grid never
+// sends one, and it cannot be percent-encoded (encodeURIComponent throws), so an event id or resource id
+// holding one would fail later as if storage or Azure had failed, and be retried for a day.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function checkText(v: string, what: string): string {
+  if (LONE_SURROGATE.test(v)) reject(`${what} is not valid Unicode text (it holds half of a surrogate pair)`);
+  return v;
+}
+
 function requiredString(obj: Json, field: string, prefix = ''): string {
   const v = obj[field];
   if (v === undefined || v === null) reject(`missing ${prefix}${field}`);
   if (typeof v !== 'string') reject(`${prefix}${field} must be a string, got ${describeType(v)}`);
   if (v.trim() === '') reject(`${prefix}${field} is empty`);
-  return v;
+  return checkText(v, `${prefix}${field}`);
 }
 
 function optionalString(obj: Json, field: string, prefix = ''): string | undefined {
   const v = obj[field];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'string') reject(`${prefix}${field} must be a string, got ${describeType(v)}`);
-  return v;
+  return checkText(v, `${prefix}${field}`);
 }
 
 function optionalDate(obj: Json, field: string): string | undefined {

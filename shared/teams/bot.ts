@@ -116,6 +116,7 @@ export class NetGuardBot {
     this.app.conversationUpdate('membersAdded', async (context) => {
       const botId = context.activity.recipient?.id;
       if (!context.activity.membersAdded?.some((m) => m.id === botId)) return;
+      if (await this.refusedForeignTenant(context)) return;
       await this.subscribeHere(context);
       await context.sendActivity(`NetGuard will post approval requests, fix notices and the daily digest here. ${HELP_TEXT}`);
     });
@@ -124,6 +125,7 @@ export class NetGuardBot {
       await context.sendActivity(was ? 'Unsubscribed: NetGuard no longer posts here.' : 'This conversation was not subscribed.');
     });
     this.app.message(/^\s*subscribe\s*$/i, async (context) => {
+      if (await this.refusedForeignTenant(context)) return;
       const fresh = await this.subscribeHere(context);
       await context.sendActivity(
         fresh
@@ -132,6 +134,7 @@ export class NetGuardBot {
       );
     });
     this.app.message(/^\s*status\s*$/i, async (context) => {
+      if (await this.refusedForeignTenant(context)) return;
       await context.sendActivity(await this.statusText());
     });
     this.app.activity(ActivityTypes.Message, async (context) => {
@@ -168,6 +171,19 @@ export class NetGuardBot {
     const e = this.deps.executor;
     this.executorValue ??= typeof e === 'function' ? e() : Promise.resolve(e);
     return this.executorValue;
+  }
+
+  /**
+   * With MicrosoftAppTenantId set, only NetGuard's own tenant may subscribe a channel or read `status`
+   * (as only it may decide): a channel elsewhere would receive every approval card and the digest.
+   */
+  private async refusedForeignTenant(context: TurnContext): Promise<boolean> {
+    const wantTenant = this.deps.settings.bot.tenantId?.toLowerCase();
+    const tenant = tenantOf(context.activity)?.toLowerCase();
+    if (!wantTenant || tenant === wantTenant) return false;
+    this.deps.log?.(`Refused a ${context.activity.type} from tenant ${tenant ?? '(unknown)'}: NetGuard serves only its own tenant.`);
+    await context.sendActivity('NetGuard serves only the tenant it belongs to; nothing was stored.');
+    return true;
   }
 
   private async subscribeHere(context: TurnContext): Promise<boolean> {

@@ -68,6 +68,15 @@ export function escapeMarkdown(value: string): string {
 }
 const link = (id: string) => `[${escapeMarkdown(lastSegment(id))}](${portalUrl(id)})`;
 
+/**
+ * A person's name from an event's claims, which that person (or whoever registered their app, or a
+ * guest's home tenant) chooses: the characters that make Markdown links and emphasis are escaped, so
+ * a name can never become clickable text. Dots and dashes stay (e-mail addresses read as they are).
+ */
+export function escapeName(value: string): string {
+  return value.replace(/([\\`*_[\]()<>])/g, '\\$1');
+}
+
 /** The control's rule in one sentence (the id alone when the control is unknown). */
 export function controlPolicy(control: ControlId): string | undefined {
   try {
@@ -229,7 +238,7 @@ function approvalFacts(approval: ApprovalRecord, driftSince?: string): CardEleme
     ['Control', approval.control],
     ['Cluster', lastSegment(approval.clusterId)],
     ['Drift since', formatTime(driftSince ?? approval.requestedAt)],
-    ['Drift caused by', approval.changedBy ?? 'unknown (no event claims for this change)'],
+    ['Drift caused by', approval.changedBy !== undefined ? escapeName(approval.changedBy) : 'unknown (no event claims for this change)'],
     ['Requested', formatTime(approval.requestedAt)],
     ['Expires', formatTime(approval.expiresAt)],
   ];
@@ -242,7 +251,8 @@ function approvalFacts(approval: ApprovalRecord, driftSince?: string): CardEleme
     text(approval.change.summary),
     ...changeElements(approval.change, 'exact-change'),
     text('Why a person is needed', { weight: 'Bolder', spacing: 'Medium' }),
-    text(approval.reason.charAt(0).toUpperCase() + approval.reason.slice(1) + (/[.!?]$/.test(approval.reason) ? '' : '.')),
+    // The reason can name who keeps changing the resource (flap guard): names are escaped like the fact above.
+    text(escapeName(approval.reason.charAt(0).toUpperCase() + approval.reason.slice(1) + (/[.!?]$/.test(approval.reason) ? '' : '.'))),
   ];
 }
 
@@ -338,7 +348,7 @@ export function buildRemediationCard(notice: RemediationNoticeInput): AdaptiveCa
     facts([
       ['Cluster', lastSegment(finding.resourceId)],
       // Who made the change NetGuard undid (from the event's claims), not who fixed it.
-      ['Drift caused by', notice.changedBy ?? 'unknown (no event claims for this change)'],
+      ['Drift caused by', notice.changedBy !== undefined ? escapeName(notice.changedBy) : 'unknown (no event claims for this change)'],
       ['Fixed by NetGuard at', formatTime(notice.at)],
     ]),
     text(change.summary),

@@ -1,0 +1,45 @@
+// Shared by the red-team tests that drive `aks-netguard serve` as a child process (as a user runs it).
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import path from 'node:path';
+
+export const ROOT = path.resolve(__dirname, '../..');
+export const BIN = path.join(ROOT, 'bin', 'aks-netguard.js');
+
+export interface Served {
+  url: string;
+  output(): string;
+  /** Ctrl-C; resolves with the exit code once the process has ended by itself. */
+  stop(): Promise<number | null>;
+}
+
+/** `aks-netguard serve --port 0`; resolves once it says where it listens. */
+export function startServe(environment: Record<string, string>): Promise<Served> {
+  const child: ChildProcessWithoutNullStreams = spawn(process.execPath, [BIN, 'serve', '--port', '0'], { cwd: ROOT, env: environment });
+  let out = '';
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let stopped: Promise<number | null> | undefined;
+  return new Promise((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const url = /serving on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
+      if (url) resolve({ url, output: () => out, stop: () => (stopped ??= (child.exitCode === null && child.kill('SIGINT'), exited)) });
+    });
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    void exited.then((code) => reject(new Error(`serve exited (${code}) before listening: ${out}`)));
+  });
+}
+
+export async function postJson(url: string, body: unknown): Promise<{ status: number; text: string }> {
+  const res = await fetch(url, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+  return { status: res.status, text: await res.text() };
+}
+
+/** Polls until `find` returns something; fails (with serve's output) if serve stops meanwhile. */
+export async function waitFor<T>(served: Served, what: string, find: () => T | undefined): Promise<T> {
+  for (;;) {
+    const found = find();
+    if (found !== undefined) return found;
+    if (/Stopped\.|aks-netguard: /.test(served.output())) throw new Error(`serve stopped while waiting for ${what}:\n${served.output()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
