@@ -402,9 +402,10 @@ function planRepair(
   after.priority = keepPlace ? current : desired.priority;
   const moved = after.priority !== current;
 
-  // In its own place a Deny only denies what it says, which is NetGuard's to keep. Moved earlier, it
-  // also beats the Allows it passes: whatever it then denies beyond inbound TCP/22 from the AKS subnets
-  // to the nodes is someone's access being cut, and that needs a person.
+  // Whatever the repaired rule then denies beyond inbound TCP/22 from the AKS subnets to the nodes is
+  // someone's access being cut, and that needs a person: moved earlier, it beats the Allows it passes;
+  // in its own place, the person's additions (every port, say) now also apply to the AKS sources put
+  // back, which would cut node-to-node traffic with nobody asked.
   // What NetGuard means to deny: SSH from the AKS subnets to anything behind this NSG except the other
   // subnets sharing it (inbound traffic to addresses no subnet of this NSG holds never meets it).
   const intendedProps: SecurityRuleProperties = { ...desired, priority: after.priority };
@@ -416,12 +417,11 @@ function planRepair(
   const written: ArmSecurityRule = { ...existing, properties: after };
   const beforeRules = rulesOfNsg(nsg);
   const afterRules = rulesOfNsg({ ...nsg, properties: { ...nsg.properties, securityRules: (nsg.properties?.securityRules ?? []).map((r) => (r === existing ? written : r)) } });
-  // The same holds in its own place when a person had turned it into an Allow: making it a Deny
-  // again cuts everything that Allow let through (with `*` everywhere, all traffic to the subnet).
-  const wasAllow = String(e.access ?? '').toLowerCase() !== 'deny';
+  // The same holds when a person had turned it into an Allow: making it a Deny again cuts everything
+  // that Allow let through (with `*` everywhere, all traffic to the subnet).
   const cut = new Set<string>();
   let tooComplex = false;
-  for (const g of moved || wasAllow ? groups : []) {
+  for (const g of groups) {
     const diff = compareNsgAccess(beforeRules, afterRules, { virtualNetwork: g.virtualNetwork }, { intended: [intended] });
     if (diff.tooComplex) tooComplex = true;
     for (const f of diff.narrowedBeyondIntended.slice(0, 2)) cut.add(describeFlowBox(f));

@@ -55,11 +55,9 @@ describe("NetGuard's own rule, broadened by a person", () => {
     expect(finding.detail).toMatch(/allow-ssh-from-vnet/);
   }, 30_000);
 
-  test('when the person only added sources and ports, the auto repair adds back the missing AKS sources and keeps theirs', async () => {
+  test('when the person only added sources, the auto repair adds back the missing AKS sources and keeps theirs', async () => {
     const nsgId = armId(SUB, RG, 'Microsoft.Network', 'networkSecurityGroups', 'nodes-nsg');
     const edited = netGuardSshDenyRule(['203.0.113.0/24'], 400);
-    edited.properties.destinationPortRange = undefined;
-    edited.properties.destinationPortRanges = ['3389'];
     sandbox.put(nsgFromFixture({ subscriptionId: SUB, resourceGroup: RG, name: 'nodes-nsg', securityRules: [edited] }));
     const vnet = vnetWithSubnets({ subscriptionId: SUB, resourceGroup: RG, name: 'v', addressPrefixes: ['10.61.0.0/16'], subnets: [{ name: 'nodes', addressPrefix: '10.61.0.0/22', nsgId }] });
     sandbox.put(vnet);
@@ -74,9 +72,31 @@ describe("NetGuard's own rule, broadened by a person", () => {
     expect(rule.priority).toBe(400);
     expect(rule.access).toBe('Deny');
     expect(rule.sourceAddressPrefixes).toEqual(expect.arrayContaining(['203.0.113.0/24', '10.61.0.0/22']));
-    const ports = [rule.destinationPortRange, ...(rule.destinationPortRanges ?? [])].filter(Boolean);
-    expect(ports).toEqual(expect.arrayContaining(['22', '3389']));
+    expect(rule.destinationPortRange).toBe('22');
     expect(sshDecisionInSandbox(sandbox, nsgId, nodeSubnetId)).toBe('Deny');
+  }, 30_000);
+
+  test('when the person also swapped the port, putting the AKS sources back would deny their port from the AKS subnets too: a person decides, and the plan keeps theirs', async () => {
+    const nsgId = armId(SUB, RG, 'Microsoft.Network', 'networkSecurityGroups', 'nodes-nsg');
+    const edited = netGuardSshDenyRule(['203.0.113.0/24'], 400);
+    edited.properties.destinationPortRange = undefined;
+    edited.properties.destinationPortRanges = ['3389'];
+    sandbox.put(nsgFromFixture({ subscriptionId: SUB, resourceGroup: RG, name: 'nodes-nsg', securityRules: [edited] }));
+    const vnet = vnetWithSubnets({ subscriptionId: SUB, resourceGroup: RG, name: 'v', addressPrefixes: ['10.61.0.0/16'], subnets: [{ name: 'nodes', addressPrefix: '10.61.0.0/22', nsgId }] });
+    sandbox.put(vnet);
+    const nodeSubnetId = `${vnet.id}/subnets/nodes`;
+    const cluster = clusterFromFixture({ subscriptionId: SUB, resourceGroup: RG, name: 'aks-edited', nodeSubnetId });
+    sandbox.put(cluster);
+
+    const { report } = await sweep();
+    const finding = onlyFinding(report, cluster.id, 'node-ssh-deny');
+    // Without storage, approve acts as report; the plan named in the detail keeps the person's port.
+    expect(finding.action).toBe('reported');
+    expect(finding.detail).toMatch(/A person must approve/);
+    expect(finding.detail).toMatch(/3389/);
+    expect(finding.detail).toMatch(/keeping what a person added/);
+    expect(sandbox.findRequests((r) => r.method !== 'GET' && r.path.toLowerCase().startsWith(nsgId.toLowerCase()))).toEqual([]);
+    expect(sshDecisionInSandbox(sandbox, nsgId, nodeSubnetId)).toBe('Allow');
   }, 30_000);
 });
 
