@@ -65,8 +65,15 @@ function tenantOf(activity: TurnContext['activity']): string | undefined {
   return fromConversation ?? fromChannelData;
 }
 
-function describeActor(activity: TurnContext['activity']): { oid?: string; label: string } {
-  const oid = activity.from?.aadObjectId?.toLowerCase();
+/**
+ * Who acted. `localEmulator`: the bot runs without authentication on loopback (`serve` without
+ * MicrosoftAppId), where the Bot Framework Emulator sends no Entra object id; its user id then stands
+ * in for one, so a local approver can be named in AKS_NETGUARD_APPROVERS. Nothing is weakened by it:
+ * without authentication anyone on the machine could claim any object id anyway.
+ */
+function describeActor(activity: TurnContext['activity'], localEmulator = false): { oid?: string; label: string } {
+  const fallback = localEmulator && !activity.from?.aadObjectId ? activity.from?.id : undefined;
+  const oid = (activity.from?.aadObjectId ?? fallback)?.toLowerCase();
   const name = activity.from?.name;
   return { oid, label: name && oid ? `${name} (${oid})` : (name ?? oid ?? activity.from?.id ?? 'unknown') };
 }
@@ -177,6 +184,11 @@ export class NetGuardBot {
    * With MicrosoftAppTenantId set, only NetGuard's own tenant may subscribe a channel or read `status`
    * (as only it may decide): a channel elsewhere would receive every approval card and the digest.
    */
+  /** Running as `serve` does without a bot registration: loopback connectors only, no token checked. */
+  private unauthenticatedLocal(): boolean {
+    return !!this.deps.allowUnauthenticatedLoopback && !this.deps.settings.bot.appId;
+  }
+
   private async refusedForeignTenant(context: TurnContext): Promise<boolean> {
     const wantTenant = this.deps.settings.bot.tenantId?.toLowerCase();
     const tenant = tenantOf(context.activity)?.toLowerCase();
@@ -221,7 +233,7 @@ export class NetGuardBot {
     const activity = context.activity;
     const action = (activity.value as { action?: { verb?: unknown; data?: unknown } }).action ?? {};
     const data = parseActionData(action.verb, action.data);
-    const actor = describeActor(activity);
+    const actor = describeActor(activity, this.unauthenticatedLocal());
     if (!data) {
       const reason = 'This action is not a NetGuard approval button (unknown or altered payload); nothing was changed.';
       this.deps.log?.(`Approval action refused (${actor.label}): ${reason}`);

@@ -71,7 +71,7 @@ async function post(activity: Record<string, unknown>): Promise<{ status: number
 
 const cardOf = (c: ConnectorCall) => c.body.attachments?.[0]?.content as { body: any[] } | undefined;
 
-test.failing('the Emulator user set in AKS_NETGUARD_APPROVERS can approve a card from a local sweep, as README says ("a click on one applies the fix")', async () => {
+test('the Emulator user set in AKS_NETGUARD_APPROVERS can approve a card from a local sweep, as README says ("a click on one applies the fix")', async () => {
   serve = await startServe(env());
   const subscribed = await post(emulatorActivity({ type: 'message', text: 'subscribe' }));
   expect(subscribed.status).toBe(200);
