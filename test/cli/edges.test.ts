@@ -4,60 +4,22 @@
 // case is judged on what reaches the ARM sandbox (its request recording) and what the user sees.
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { runCli } from '../../shared/cli/main';
 import { startLocalServer, type LocalServer } from '../../shared/cli/serve';
 import type { ArmSandbox } from '../../testkit/armServer';
 import type { SeededFleet } from '../../testkit/fleet';
 import type { RunReport } from '../../shared/types';
-import { useAzurite } from '../helpers/azurite';
-import { freshStore, startSandbox } from '../helpers/sandboxEnv';
-import { fleetEvent, netGuardRulesIn, OP, pick, ruleIdOf, runtimeFor, seedFleet } from '../functions/eventRig';
+import { useCliRig } from '../helpers/cliRig';
+import { freshStore } from '../helpers/sandboxEnv';
+import { fleetEvent, netGuardRulesIn, OP, pick, ruleIdOf, runtimeFor } from '../functions/eventRig';
 
-const azurite = useAzurite();
+const rig = useCliRig('edges');
 let sandbox: ArmSandbox;
 let fleet: SeededFleet;
-let tmp: string;
-
-beforeAll(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'netguard-edges-'));
+beforeEach(() => {
+  ({ sandbox, fleet } = rig);
 });
-afterAll(() => {
-  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-});
-beforeEach(async () => {
-  sandbox = await startSandbox();
-  fleet = seedFleet(sandbox);
-});
-afterEach(async () => {
-  await sandbox.stop();
-});
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(args: string[], options: { stdin?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(args, {
-    stdout: (t) => (stdout += t),
-    stderr: (t) => (stderr += t),
-    env: { AKS_NETGUARD_ARM_ENDPOINT: sandbox.endpoint, AzureWebJobsStorage: azurite.connectionString, ...(options.env ?? {}) },
-    readStdin: async () => options.stdin ?? '',
-  });
-  return { code, stdout, stderr };
-}
-
-let fileCounter = 0;
-function eventFile(content: unknown): string {
-  const file = path.join(tmp, `event-${++fileCounter}.json`);
-  fs.writeFileSync(file, typeof content === 'string' ? content : JSON.stringify(content));
-  return file;
-}
+const { cli, eventFile } = rig;
 
 function deleteRuleOfA(): string {
   const nsgId = pick(fleet, 'a').nsgIds[0];
@@ -190,7 +152,7 @@ describe('serve', () => {
     logLines = [];
     server = await startLocalServer({
       port: 0,
-      runtime: runtimeFor(sandbox, { store: freshStore(azurite.connectionString), env }),
+      runtime: runtimeFor(sandbox, { store: freshStore(rig.azuriteConnectionString), env }),
       log: (l) => logLines.push(l),
       messages: async () => async () => ({ status: 200, body: '{"reached":"the bot"}', headers: { 'content-type': 'application/json' } }),
     });
@@ -294,7 +256,7 @@ describe('secrets stay secret', () => {
       await cli(['handle-event', eventFile(fleetEvent(OP.ruleDelete, ruleIdOf(nsgId))), '--json'], { env: { ...env, AKS_NETGUARD_SUBSCRIPTIONS: OTHER_SUBSCRIPTION } }),
       await cli(['handle-event', eventFile(fleetEvent(OP.nsgWrite, `${nsgId}?api-version=1`))], { env }),
       await cli(['handle-event', '-'], { env, stdin: 'x'.repeat(2 * 1024 * 1024) }),
-      await cli(['sweep', '--subscription', fleet.subscriptionId, '--mode', 'report'], { env: { ...env, AzureWebJobsStorage: `${azurite.connectionString};Bogus=1` } }),
+      await cli(['sweep', '--subscription', fleet.subscriptionId, '--mode', 'report'], { env: { ...env, AzureWebJobsStorage: `${rig.azuriteConnectionString};Bogus=1` } }),
     ]) {
       outputs.push(run.stdout, run.stderr);
     }
@@ -314,7 +276,7 @@ describe('secrets stay secret', () => {
     outputs.push(...logLines);
 
     const all = outputs.join('\n');
-    const accountKey = /AccountKey=([^;]+)/.exec(azurite.connectionString)![1];
+    const accountKey = /AccountKey=([^;]+)/.exec(rig.azuriteConnectionString)![1];
     expect(all).not.toContain(accountKey);
     expect(all).not.toContain(BOT_PASSWORD);
     expect(all).not.toContain(SANDBOX_TOKEN);
@@ -333,7 +295,7 @@ test('`aks-netguard serve` without MicrosoftAppId: the Emulator-style loopback b
   const running = runCli(['serve', '--port', '0'], {
     stdout: (t) => (stdout += t),
     stderr: () => undefined,
-    env: { AKS_NETGUARD_ARM_ENDPOINT: sandbox.endpoint, AzureWebJobsStorage: azurite.connectionString },
+    env: { AKS_NETGUARD_ARM_ENDPOINT: sandbox.endpoint, AzureWebJobsStorage: rig.azuriteConnectionString },
     untilInterrupted: () => interrupted,
   });
   try {
@@ -349,7 +311,7 @@ test('`aks-netguard serve` without MicrosoftAppId: the Emulator-style loopback b
 
     const stranger = await send('https://smba.stranger.example/emea/');
     expect(stranger.status).toBe(403);
-    const stored = () => TeamsTables.fromConnectionString(azurite.connectionString).listChannels();
+    const stored = () => TeamsTables.fromConnectionString(rig.azuriteConnectionString).listChannels();
     expect((await stored()).map((c) => c.channelId)).not.toContain(channel);
 
     const local = await send(connector.serviceUrl);

@@ -1,66 +1,23 @@
 // `aks-netguard handle-event` in process (runCli), configured only through the environment as a user
 // would: the ARM sandbox as AKS_NETGUARD_ARM_ENDPOINT and Azurite as AzureWebJobsStorage. Microsoft's
 // published Event Grid samples are passed as files, unchanged or rewritten in code for NetGuard.
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { runCli } from '../../shared/cli/main';
 import type { ArmSandbox } from '../../testkit/armServer';
 import type { SeededFleet } from '../../testkit/fleet';
 import type { ArmManagedCluster } from '../../shared/azure/armTypes';
 import { KubeSandbox } from '../../testkit/kubeServer';
 import { CONTROL_IDS, type RunReport } from '../../shared/types';
 import { publishedEventFiles, samplePath } from '../events/eventSamples';
-import { useAzurite } from '../helpers/azurite';
-import { onlyFinding, startSandbox } from '../helpers/sandboxEnv';
-import { fleetEvent, netGuardRulesIn, OP, pick, ruleIdOf, rulePutsThatTook, seedFleet, writeRequests } from '../functions/eventRig';
+import { useCliRig, type CliResult } from '../helpers/cliRig';
+import { onlyFinding } from '../helpers/sandboxEnv';
+import { fleetEvent, netGuardRulesIn, OP, pick, ruleIdOf, rulePutsThatTook, writeRequests } from '../functions/eventRig';
 
-const azurite = useAzurite();
+const rig = useCliRig('handle-event');
 let sandbox: ArmSandbox;
 let fleet: SeededFleet;
-let tmp: string;
-
-beforeAll(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'netguard-handle-event-'));
+beforeEach(() => {
+  ({ sandbox, fleet } = rig);
 });
-
-afterAll(() => {
-  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-});
-
-beforeEach(async () => {
-  sandbox = await startSandbox();
-  fleet = seedFleet(sandbox);
-});
-
-afterEach(async () => {
-  await sandbox.stop();
-});
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(args: string[], options: { stdin?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(args, {
-    stdout: (t) => (stdout += t),
-    stderr: (t) => (stderr += t),
-    env: { AKS_NETGUARD_ARM_ENDPOINT: sandbox.endpoint, AzureWebJobsStorage: azurite.connectionString, ...(options.env ?? {}) },
-    readStdin: async () => options.stdin ?? '',
-  });
-  return { code, stdout, stderr };
-}
-
-let fileCounter = 0;
-function eventFile(content: unknown): string {
-  const file = path.join(tmp, `event-${++fileCounter}.json`);
-  fs.writeFileSync(file, JSON.stringify(content, null, 2));
-  return file;
-}
+const { cli, eventFile } = rig;
 
 function report(r: CliResult): RunReport {
   return JSON.parse(r.stdout) as RunReport;

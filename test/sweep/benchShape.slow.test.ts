@@ -1,46 +1,16 @@
 // Keeps `npm run bench` from rotting: bundles the benchmark as the npm script does, runs it on a tiny
 // fleet without latency, and checks that `--json` prints exactly one object of the documented shape.
 // Slow (a whole benchmark run): `npm run test:slow`, not `npm test`.
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import path from 'node:path';
-import { build, stop } from 'esbuild';
+import { useBenchBundle } from '../helpers/benchRig';
 
 jest.setTimeout(240_000);
 
-const root = path.join(__dirname, '..', '..');
-let dir: string;
-
-let file: string;
-
-beforeAll(async () => {
-  const cache = path.join(root, 'node_modules', '.cache', 'aks-netguard');
-  fs.mkdirSync(cache, { recursive: true });
-  dir = fs.mkdtempSync(path.join(cache, 'bench-slow-test-'));
-  // Bundled the way the npm script does it (the file name must end in bench.js to run as the bench).
-  file = path.join(dir, 'bench.js');
-  await build({ entryPoints: [path.join(root, 'bench', 'run.ts')], outfile: file, bundle: true, platform: 'node', format: 'cjs', packages: 'external', logLevel: 'warning' });
-  // No service process left behind in the jest worker (esbuild keeps one for later builds).
-  await stop();
-});
-afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-function run(file: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [file, ...args], { cwd: root });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const bench = useBenchBundle();
 
 const eventShape = { armCalls: expect.any(Number), p50Ms: expect.any(Number), p99Ms: expect.any(Number), p50WallMs: expect.any(Number), p99WallMs: expect.any(Number) };
 
 test('npm run bench -- --json prints one JSON object of the documented shape', async () => {
-  const r = await run(file, ['--json', '--latency', '0', '--resources', '21,42', '--subscriptions', '2', '--iterations', '2', '--naive-sample', '10', '--cold-start-runs', '1']);
+  const r = await bench.run(['--json', '--latency', '0', '--resources', '21,42', '--subscriptions', '2', '--iterations', '2', '--naive-sample', '10', '--cold-start-runs', '1']);
   expect(r.stderr).not.toMatch(/Error/);
   expect(r.code).toBe(0);
   const result = JSON.parse(r.stdout); // throws if anything but one JSON value is on stdout
