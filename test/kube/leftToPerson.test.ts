@@ -50,7 +50,7 @@ beforeEach(async () => {
   kube.putPolicy('default', { metadata: { name: 'default-deny-egress' }, spec: { podSelector: {}, policyTypes: ['Egress'] } });
   kube.putPolicy('payments', { metadata: { name: 'allow-egress-anywhere' }, spec: { podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [{ ipBlock: { cidr: '0.0.0.0/0' } }] }] } });
 
-  const env = { AKS_NETGUARD_ARM_ENDPOINT: arm.endpoint, AKS_NETGUARD_ARM_TIMEOUT_SECONDS: '5', AKS_NETGUARD_APPROVERS: APPROVER, AzureWebJobsStorage: azurite.connectionString };
+  const env = sweepEnv();
   const runtime = createRuntime({ env });
   h = await startHarness(azurite, { approvers: [APPROVER], tablePrefix: DEFAULT_TABLE_PREFIX, executor: { executeApproval: (a, by) => runtime.engine.executeApproval(a, by) } });
   await h.post(channelMessage(h, 'subscribe', CHANNEL));
@@ -67,6 +67,10 @@ afterEach(async () => {
   await kube.stop();
   await arm.stop();
 });
+
+function sweepEnv(): Record<string, string> {
+  return { AKS_NETGUARD_ARM_ENDPOINT: arm.endpoint, AKS_NETGUARD_ARM_TIMEOUT_SECONDS: '5', AKS_NETGUARD_APPROVERS: APPROVER, AzureWebJobsStorage: azurite.connectionString };
+}
 
 /** The approval the sweep stored, and its card as the channel received it. */
 async function postedCard(): Promise<{ approval: ApprovalRecord; card: any; conversationId: string; replyToId: string }> {
@@ -103,11 +107,18 @@ test('Acknowledge: the bot answers that NetGuard changes nothing and a person ch
   const res = await h.post(cardClick(h, { replyToId, conversationId, verb: ack.verb, data: ack.data }));
   expect(res.status).toBe(200);
   expect(res.body.type).toBe('application/vnd.microsoft.card.adaptive');
+  expect(validateCard15(res.body.value)).toEqual([]);
   const answer = JSON.stringify(res.body.value);
   expect(answer).toMatch(/Acknowledged by Rido.*NetGuard changes nothing here; a person changes the policies named below/);
   expect(answer).toMatch(ADMITS);
   expect(answer).not.toMatch(/Rejected|failed/);
   expect((await h.store.getApproval(approval.id))?.state).toBe('rejected');
+  expect(kubeWrites()).toEqual([]);
+
+  // While payments stays open, the next sweep asks again (as the card says), and still writes nothing.
+  const code = await runCli(['sweep', '--json', '--subscription', SUB], { stdout: () => undefined, stderr: () => undefined, env: sweepEnv() });
+  expect(code).toBe(0);
+  expect((await h.store.getApproval(approval.id))?.state).toBe('pending');
   expect(kubeWrites()).toEqual([]);
 });
 
