@@ -16,6 +16,7 @@ import { parseEvents } from '../events/parse';
 import type { Runtime } from '../runtime';
 import { startAzurite } from '../../testkit/azuriteProcess';
 import { TableStateStore } from '../store/tables';
+import { onlyForAPerson } from '../teams/cards';
 import type { Finding, RunReport } from '../types';
 import { formatReport } from './format';
 import type { CliIo } from './main';
@@ -57,6 +58,12 @@ export async function runDemo(io: CliIo, opts: { json: boolean }): Promise<numbe
     else io.stdout(formatReport(first));
     explain(io, first);
     explainInstanceMetadata(say, first);
+    // A request NetGuard can only hand over: its Teams card asks a person to act instead of to approve.
+    for (const a of await store.listApprovals('pending')) {
+      if (!onlyForAPerson(a.change)) continue;
+      const policies = a.change.leftToPerson.map((p) => p.namespace).join(', ');
+      say(`  ${lastSegment(a.clusterId)}: nothing for NetGuard to write (it never writes next to a team's egress policies); its Teams card asks a person to change the policies in ${policies}, with Acknowledge and Exempt, no Approve.`);
+    }
 
     say('');
     say('Events: what Event Grid would deliver next.');

@@ -66,4 +66,7 @@ test('the narration shows each case', () => {
     expect(narration).toMatch(new RegExp(`\\n {2}${name}: (drift|error), `));
   }
   expect(narration).toMatch(/compliant \(podLinkLocalAccess None, no Kubernetes call needed\): aks-compliant/);
+  // Only the request that holds nothing NetGuard writes is handed to a person as such.
+  expect(narration).toMatch(/aks-imds-admitted: nothing for NetGuard to write .* change the policies in payments, with Acknowledge and Exempt, no Approve\./);
+  expect(narration).not.toMatch(/aks-imds-open-namespace: nothing for NetGuard to write/);
 });
