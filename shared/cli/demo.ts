@@ -57,13 +57,12 @@ export async function runDemo(io: CliIo, opts: { json: boolean }): Promise<numbe
     if (opts.json) io.stdout(`${JSON.stringify(first, null, 2)}\n`);
     else io.stdout(formatReport(first));
     explain(io, first);
-    explainInstanceMetadata(say, first);
     // A request NetGuard can only hand over: its Teams card asks a person to act instead of to approve.
+    const handedOver = new Map<string, string>();
     for (const a of await store.listApprovals('pending')) {
-      if (!onlyForAPerson(a.change)) continue;
-      const policies = a.change.leftToPerson.map((p) => p.namespace).join(', ');
-      say(`  ${lastSegment(a.clusterId)}: nothing for NetGuard to write (it never writes next to a team's egress policies); its Teams card asks a person to change the policies in ${policies}, with Acknowledge and Exempt, no Approve.`);
+      if (onlyForAPerson(a.change)) handedOver.set(a.clusterId.toLowerCase(), a.change.leftToPerson.map((p) => p.namespace).join(', '));
     }
+    explainInstanceMetadata(say, first, handedOver);
 
     say('');
     say('Events: what Event Grid would deliver next.');
@@ -140,7 +139,7 @@ async function showEvent(say: (l?: string) => void, runtime: Runtime, events: un
 }
 
 /** What instance-metadata found inside each cluster, in the words of the finding (the plan included). */
-function explainInstanceMetadata(say: (l?: string) => void, report: RunReport): void {
+function explainInstanceMetadata(say: (l?: string) => void, report: RunReport, handedOver: Map<string, string>): void {
   const findings = report.findings.filter((f: Finding) => f.control === 'instance-metadata' && f.status !== 'exempt');
   if (!findings.length) return;
   say('');
@@ -151,6 +150,10 @@ function explainInstanceMetadata(say: (l?: string) => void, report: RunReport): 
   for (const f of findings.filter((x) => x.status !== 'compliant')) {
     say(`  ${lastSegment(f.resourceId)}: ${f.status}, ${f.action}.`);
     say(`    ${f.detail}`);
+    const namespaces = handedOver.get(f.resourceId.toLowerCase());
+    if (namespaces) {
+      say(`    Nothing here for NetGuard to write (it never writes next to a team's egress policies): its Teams card asks a person to change the policies in ${namespaces}, with Acknowledge and Exempt, no Approve.`);
+    }
   }
 }
 

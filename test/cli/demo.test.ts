@@ -67,6 +67,6 @@ test('the narration shows each case', () => {
   }
   expect(narration).toMatch(/compliant \(podLinkLocalAccess None, no Kubernetes call needed\): aks-compliant/);
   // Only the request that holds nothing NetGuard writes is handed to a person as such.
-  expect(narration).toMatch(/aks-imds-admitted: nothing for NetGuard to write .* change the policies in payments, with Acknowledge and Exempt, no Approve\./);
-  expect(narration).not.toMatch(/aks-imds-open-namespace: nothing for NetGuard to write/);
+  expect(narration).toMatch(/\n {2}aks-imds-admitted: drift, approval-requested\.\n {4}.*\n {4}Nothing here for NetGuard to write .* change the policies in payments, with Acknowledge and Exempt, no Approve\./);
+  expect(narration.match(/Nothing here for NetGuard to write/g)).toHaveLength(1);
 });
