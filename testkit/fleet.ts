@@ -4,6 +4,7 @@
 import type { ArmManagedCluster, ArmNetworkSecurityGroup, ArmSecurityRule, ArmSubnet, ArmVirtualNetwork, SecurityRuleProperties } from '../shared/azure/armTypes';
 import type { ControlId } from '../shared/types';
 import type { ArmSandbox } from './armServer';
+import type { KubeSandbox } from './kubeServer';
 import { publishedSample, type PublishedSample } from './samples';
 
 /** Same names as the controls use; repeated here so the sandbox does not depend on the engine. */
@@ -185,7 +186,7 @@ export function subnetFromFixture(subnetId: string, addressPrefix: string, nsgId
 // ---------------------------------------------------------------- the drifted demo fleet
 
 export interface SeededCluster {
-  /** "a" … "i", as in the list of drift kinds. */
+  /** "a" … "i" (and "j" … "m" with Kubernetes stand-ins), as in the list of drift kinds. */
   label: string;
   clusterId: string;
   nodeSubnetIds: string[];
@@ -212,6 +213,12 @@ export interface FleetOptions {
   subscriptionId?: string;
   resourceGroup?: string;
   location?: string;
+  /**
+   * Kubernetes API stand-ins (one per cluster: namespaces are per API server) for the clusters that
+   * show each instance-metadata case (j–m). Without them the fleet has no such cluster and every
+   * cluster is compliant through podLinkLocalAccess None, so nothing needs a Kubernetes API.
+   */
+  kube?: { openNamespace: KubeSandbox; admitsImds: KubeSandbox };
 }
 
 /** Settings every seeded cluster starts from: all six controls compliant. */
@@ -290,7 +297,7 @@ export function seedDriftedFleet(sandbox: ArmSandbox, options: FleetOptions = {}
   const publishedRule1 = (): ArmSecurityRule[] => nsgFromFixture({ subscriptionId, resourceGroup, name: 'x' }).properties.securityRules!.map((r) => ({ name: r.name, properties: r.properties }));
 
   byoCluster('a', 'aks-compliant', 1, { rules: (n, p) => [...publishedRule1(), denyFor(n, p)] }, () => undefined, {
-    problem: 'Compliant reference: BYO VNet, SSH to nodes denied by NetGuard’s rule, authorized IP ranges, calico, userDefinedRouting egress, Istio.',
+    problem: 'Compliant reference: BYO VNet, SSH to nodes denied by NetGuard’s rule, authorized IP ranges, calico, userDefinedRouting egress, Istio, pods kept from the instance metadata service by podLinkLocalAccess None.',
     driftedControls: [],
   }, true);
 
@@ -407,5 +414,85 @@ export function seedDriftedFleet(sandbox: ArmSandbox, options: FleetOptions = {}
     },
   );
 
+  if (options.kube) seedInstanceMetadataCases(sandbox, byoCluster, denyFor, options.kube);
+
   return { subscriptionId, resourceGroup, location, clusters };
+}
+
+/** The byoCluster helper of seedDriftedFleet, passed on so the extra clusters are built the same way. */
+type ByoCluster = (
+  label: string,
+  name: string,
+  octet: number,
+  nsg: { rules: (nodePrefix: string, podPrefix?: string) => ArmSecurityRule[] },
+  vary: (cluster: ArmManagedCluster) => void,
+  describe: Omit<SeededCluster, 'label' | 'clusterId' | 'nodeSubnetIds' | 'nsgIds'>,
+) => void;
+
+/** An egress policy as a team would write it: every pod of the namespace, egress anywhere. */
+const ALLOW_EGRESS_ANYWHERE = {
+  metadata: { name: 'allow-egress-anywhere', labels: { team: 'payments' } },
+  spec: { podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [{ ipBlock: { cidr: '0.0.0.0/0' } }] }] },
+};
+/** Every pod of the namespace isolated for egress, nothing allowed: the address is blocked. */
+const DENY_ALL_EGRESS = { metadata: { name: 'default-deny-egress' }, spec: { podSelector: {}, policyTypes: ['Egress'] } };
+
+/**
+ * One cluster per instance-metadata case that needs more than podLinkLocalAccess None (cluster a is
+ * the compliant one): every other control is compliant on them, so each shows only its own case.
+ */
+function seedInstanceMetadataCases(
+  sandbox: ArmSandbox,
+  byoCluster: ByoCluster,
+  denyFor: (nodePrefix: string) => ArmSecurityRule,
+  kube: NonNullable<FleetOptions['kube']>,
+): void {
+  const entra = { managed: true, enableAzureRBAC: true };
+  // Pods may reach link-local addresses (the property is absent on clusters made before it existed).
+  const linkLocalOpen = (c: ArmManagedCluster): void => {
+    delete c.properties.networkProfile?.podLinkLocalAccess;
+  };
+  const rules = { rules: (n: string) => [denyFor(n)] };
+
+  byoCluster('j', 'aks-imds-no-policy-engine', 10, rules, (c) => {
+    linkLocalOpen(c);
+    delete c.properties.networkProfile!.networkPolicy;
+    c.properties.aadProfile = entra;
+  }, {
+    problem: 'No network policy engine and podLinkLocalAccess not None: every pod can reach the instance metadata service, and no NetworkPolicy could stop it (reported; see network-policy).',
+    driftedControls: ['network-policy', 'instance-metadata'],
+  });
+
+  kube.openNamespace.addNamespace('kube-system');
+  kube.openNamespace.addNamespace('storefront');
+  byoCluster('k', 'aks-imds-open-namespace', 11, rules, (c) => {
+    linkLocalOpen(c);
+    c.properties.aadProfile = entra;
+    // listClusterUserCredential of this cluster names its stand-in API server.
+    sandbox.setKubeApiServer(c.id, kube.openNamespace.url);
+  }, {
+    problem: 'Calico on, but the namespace storefront has no egress policy: its pods can reach the instance metadata service. NetGuard’s fix creates aks-netguard-deny-instance-metadata there (approve mode: it waits for a person).',
+    driftedControls: ['instance-metadata'],
+  });
+
+  kube.admitsImds.addNamespace('kube-system');
+  kube.admitsImds.putPolicy('default', DENY_ALL_EGRESS);
+  kube.admitsImds.putPolicy('payments', ALLOW_EGRESS_ANYWHERE);
+  byoCluster('l', 'aks-imds-admitted', 12, rules, (c) => {
+    linkLocalOpen(c);
+    c.properties.aadProfile = entra;
+    sandbox.setKubeApiServer(c.id, kube.admitsImds.url);
+  }, {
+    problem: 'The namespace payments has its own egress policy, allow-egress-anywhere, which admits the instance metadata service: NetGuard never writes next to a team’s egress policies, so a person must change it.',
+    driftedControls: ['instance-metadata'],
+    needsPerson: true,
+  });
+
+  byoCluster('m', 'aks-imds-local-accounts', 13, rules, (c) => {
+    linkLocalOpen(c);
+    delete c.properties.aadProfile;
+  }, {
+    problem: 'Local Kubernetes accounts only (no Microsoft Entra integration): NetGuard cannot sign in to judge its namespaces, and says how to grant access (error).',
+    driftedControls: ['instance-metadata'],
+  });
 }

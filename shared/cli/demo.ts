@@ -1,11 +1,13 @@
 // `aks-netguard demo`: the whole flow on this machine. Starts the ARM sandbox seeded with a drifted
 // fleet and a real Azurite, sweeps in the default modes, shows what was fixed, what waits for a
 // person and what is only reported, then sweeps again to show that a second run changes nothing.
+// Two Kubernetes API stand-ins serve the clusters that show the instance-metadata cases.
 import { ArmGateway } from '../azure/arm';
 import { lastSegment } from '../azure/ids';
 import { loadSettings } from '../config';
 import { Engine } from '../engine/engine';
 import { ArmSandbox } from '../../testkit/armServer';
+import { KubeSandbox } from '../../testkit/kubeServer';
 import { seedDriftedFleet } from '../../testkit/fleet';
 import { publishedSample } from '../../testkit/samples';
 import { MANAGED_SSH_RULE_NAME } from '../controls/nodeSshDeny';
@@ -14,18 +16,26 @@ import { parseEvents } from '../events/parse';
 import type { Runtime } from '../runtime';
 import { startAzurite } from '../../testkit/azuriteProcess';
 import { TableStateStore } from '../store/tables';
-import type { RunReport } from '../types';
+import { onlyForAPerson } from '../teams/cards';
+import type { Finding, RunReport } from '../types';
 import { formatReport } from './format';
 import type { CliIo } from './main';
 
 export async function runDemo(io: CliIo, opts: { json: boolean }): Promise<number> {
   const say = (line = '') => io.stderr(`${line}\n`);
-  say('Starting the local ARM sandbox and Azurite…');
+  say('Starting the local ARM sandbox, two Kubernetes API stand-ins and Azurite…');
   const sandbox = await ArmSandbox.start({ lroPolls: 1 });
+  const kubes: KubeSandbox[] = [];
   let azurite: Awaited<ReturnType<typeof startAzurite>> | undefined;
   try {
+    // One API server per cluster that shows its namespaces: namespaces belong to a server.
+    const openNamespace = await KubeSandbox.start();
+    kubes.push(openNamespace);
+    const admitsImds = await KubeSandbox.start();
+    kubes.push(admitsImds);
     azurite = await startAzurite();
-    const seeded = seedDriftedFleet(sandbox);
+    const seeded = seedDriftedFleet(sandbox, { kube: { openNamespace, admitsImds } });
+    const kubeWrites = () => kubes.reduce((n, k) => n + k.writes().length, 0);
     say(`Sandbox at ${sandbox.endpoint}, seeded with:`);
     for (const c of seeded.clusters) say(`  (${c.label}) ${lastSegment(c.clusterId)}: ${c.problem}`);
     say('');
@@ -47,6 +57,12 @@ export async function runDemo(io: CliIo, opts: { json: boolean }): Promise<numbe
     if (opts.json) io.stdout(`${JSON.stringify(first, null, 2)}\n`);
     else io.stdout(formatReport(first));
     explain(io, first);
+    // A request NetGuard can only hand over: its Teams card asks a person to act instead of to approve.
+    const handedOver = new Map<string, string>();
+    for (const a of await store.listApprovals('pending')) {
+      if (onlyForAPerson(a.change)) handedOver.set(a.clusterId.toLowerCase(), a.change.leftToPerson.map((p) => p.namespace).join(', '));
+    }
+    explainInstanceMetadata(say, first, handedOver);
 
     say('');
     say('Events: what Event Grid would deliver next.');
@@ -73,14 +89,16 @@ export async function runDemo(io: CliIo, opts: { json: boolean }): Promise<numbe
     say('');
     say('Sweep 2: the same fleet again. What was fixed stays fixed; nothing is written twice.');
     const writesBefore = arm.calls.writes;
+    const kubeWritesBefore = kubeWrites();
     const second = await engine.sweep(subscriptions);
     const approvals = (await store.listApprovals('pending')).length;
     say(
-      `  ${second.summary.remediated} remediated, ${arm.calls.writes - writesBefore} ARM writes, ${approvals} approval(s) still waiting (one per finding, never two).`,
+      `  ${second.summary.remediated} remediated, ${arm.calls.writes - writesBefore} ARM writes, ${kubeWrites() - kubeWritesBefore} Kubernetes writes, ${approvals} approval(s) still waiting (one per finding, never two).`,
     );
     return 0;
   } finally {
     await azurite?.stop();
+    for (const k of kubes) await k.stop();
     await sandbox.stop();
   }
 }
@@ -118,6 +136,25 @@ async function showEvent(say: (l?: string) => void, runtime: Runtime, events: un
     say(`    event ${line.eventId}: ${line.outcome}${line.reason ? ` (${line.reason})` : ''}, ${line.armCalls} ARM call(s), ${line.ms} ms`);
   }
   for (const f of outcome.report.findings) say(`    ${f.control} on ${lastSegment(f.resourceId)}: ${f.status}, ${f.action}`);
+}
+
+/** What instance-metadata found inside each cluster, in the words of the finding (the plan included). */
+function explainInstanceMetadata(say: (l?: string) => void, report: RunReport, handedOver: Map<string, string>): void {
+  const findings = report.findings.filter((f: Finding) => f.control === 'instance-metadata' && f.status !== 'exempt');
+  if (!findings.length) return;
+  say('');
+  say('Inside the clusters (instance-metadata: can pods reach 169.254.169.254 and take the node\'s tokens?):');
+  // The compliant ones in one line: they all are through podLinkLocalAccess None.
+  const compliant = findings.filter((f) => f.status === 'compliant').map((f) => lastSegment(f.resourceId));
+  if (compliant.length) say(`  compliant (podLinkLocalAccess None, no Kubernetes call needed): ${compliant.join(', ')}.`);
+  for (const f of findings.filter((x) => x.status !== 'compliant')) {
+    say(`  ${lastSegment(f.resourceId)}: ${f.status}, ${f.action}.`);
+    say(`    ${f.detail}`);
+    const namespaces = handedOver.get(f.resourceId.toLowerCase());
+    if (namespaces) {
+      say(`    Nothing here for NetGuard to write (it never writes next to a team's egress policies): its Teams card asks a person to change the policies in ${namespaces}, with Acknowledge and Exempt, no Approve.`);
+    }
+  }
 }
 
 function explain(io: CliIo, report: RunReport): void {

@@ -53,7 +53,7 @@ export async function requestApproval(
   return { action: 'approval-requested', detail: `${judgement.detail}${done} Waiting for approval${since} because ${reason}: ${plan.summary}` };
 }
 
-export type ApprovalResult = { result: 'applied' | 'started' | 'gone' | 'changed' | 'failed'; detail: string };
+export type ApprovalResult = { result: 'applied' | 'started' | 'gone' | 'changed' | 'failed' | 'left-to-person'; detail: string };
 
 /**
  * Applies an approved fix, but only if it is still the right one: the resource is re-read and the
@@ -91,7 +91,8 @@ export async function executeApproval(ctx: EngineContext, approval: ApprovalReco
       return { result: 'changed', detail: `The drift has changed since the request (${judgement.detail} Now: ${now}); nothing was changed. A new request follows if it is still needed.` };
     }
     const writable = writablePart(plan, true);
-    if (!writable) return { result: 'failed', detail: `Nothing in this plan is a change NetGuard makes itself; it needs a person: ${plan.summary}` };
+    // Only namespaces with egress policies of their own: NetGuard never writes there, approved or not.
+    if (!writable) return { result: 'left-to-person', detail: `Nothing was changed: NetGuard does not write where only a person may make the change, approved or not. ${plan.summary}` };
     try {
       const outcome = await remediate(ctx, run, control, judgement, observation, writable, true);
       if (outcome.rest) {

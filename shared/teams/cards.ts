@@ -3,7 +3,7 @@
 // the 1.5 element set). Nothing here imports the Teams SDK.
 import { lastSegment, portalUrl } from '../azure/ids';
 import { controlById } from '../controls/index';
-import type { PlannedChange } from '../controls/types';
+import type { KubeNetworkPolicyChange, PlannedChange } from '../controls/types';
 import { AddressSet, isAddressPrefix } from '../net/addressSet';
 import type { ApprovalRecord } from '../store/types';
 import { CONTROL_IDS, type ControlId, type Finding, type RunReport } from '../types';
@@ -233,6 +233,34 @@ export interface ApprovalCardOptions {
   driftSince?: string;
 }
 
+/**
+ * A plan in which NetGuard itself writes nothing: every open namespace already has egress policies
+ * of its own, where NetGuard never writes, approved or not (its allow-most policy would widen the
+ * egress of the pods those policies restrict). Its card asks a person to act, not to approve.
+ */
+export function onlyForAPerson(change: PlannedChange): change is KubeNetworkPolicyChange {
+  return change.kind === 'kube-network-policy' && change.writes.length === 0 && change.leftToPerson.length > 0;
+}
+
+const WILL_NOT_WRITE =
+  'NetGuard will not write in these namespaces, approved or not: each already has egress policies of its own, and adding NetGuard\u2019s ' +
+  'allow-most policy next to them would widen the egress of the pods they restrict. Only the policies named below can close it.';
+
+/** What the person must change, one namespace a line, naming the policies (from the plan). */
+function personOnlyElements(change: KubeNetworkPolicyChange): CardElement[] {
+  return [
+    text('What NetGuard will not do', { weight: 'Bolder', spacing: 'Medium' }),
+    text(WILL_NOT_WRITE),
+    text('What a person must change', { weight: 'Bolder', spacing: 'Medium' }),
+    ...change.leftToPerson.map((p) => text(`- ${p.namespace}: ${p.reason}`, { spacing: 'None' })),
+    text(
+      'The next sweep judges the cluster again: once these namespaces block 169.254.169.254, the finding closes by itself. Until then NetGuard asks again at each sweep; Exempt silences it for ' +
+        `${EXEMPTION_DAYS} days.`,
+      { isSubtle: true, size: 'Small' },
+    ),
+  ];
+}
+
 function approvalFacts(approval: ApprovalRecord, driftSince?: string): CardElement[] {
   const rows: Array<[string, string]> = [
     ['Control', approval.control],
@@ -242,11 +270,10 @@ function approvalFacts(approval: ApprovalRecord, driftSince?: string): CardEleme
     ['Requested', formatTime(approval.requestedAt)],
     ['Expires', formatTime(approval.expiresAt)],
   ];
+  const head = [text(`Target: ${link(approval.targetId)}`), facts(rows), text('What drifted', { weight: 'Bolder', spacing: 'Medium' }), text(approval.detail)];
+  if (onlyForAPerson(approval.change)) return [...head, ...personOnlyElements(approval.change)];
   return [
-    text(`Target: ${link(approval.targetId)}`),
-    facts(rows),
-    text('What drifted', { weight: 'Bolder', spacing: 'Medium' }),
-    text(approval.detail),
+    ...head,
     text('The change NetGuard will make', { weight: 'Bolder', spacing: 'Medium' }),
     text(approval.change.summary),
     ...changeElements(approval.change, 'exact-change'),
@@ -267,24 +294,21 @@ export function buildApprovalCard(approval: ApprovalRecord, options: ApprovalCar
     : text('Nobody can approve yet: AKS_NETGUARD_APPROVERS is empty. Add Entra object ids to it to enable these buttons.', {
         color: 'Warning',
       });
+  const personOnly = onlyForAPerson(approval.change);
+  // Nothing to approve when NetGuard writes nothing: the person acknowledges (recorded as a decline
+  // of NetGuard's offer, so nothing is ever applied) or exempts; an Approve button would only fail.
+  const actions = personOnly
+    ? [button('reject', 'Acknowledge: a person will change them'), button('exempt', `Exempt for ${EXEMPTION_DAYS} days`)]
+    : [button('approve', 'Approve', 'positive'), button('reject', 'Reject', 'destructive'), button('exempt', `Exempt for ${EXEMPTION_DAYS} days`)];
+  const headline = personOnly
+    ? `A person must act: ${approval.control} on ${escapeMarkdown(lastSegment(approval.clusterId))}`
+    : `Approval needed: ${approval.control} on ${escapeMarkdown(lastSegment(approval.clusterId))}`;
   return card([
-    {
-      type: 'Container',
-      style: 'attention',
-      bleed: true,
-      items: [text(`Approval needed: ${approval.control} on ${escapeMarkdown(lastSegment(approval.clusterId))}`, { size: 'Medium', weight: 'Bolder' })],
-    },
+    { type: 'Container', style: personOnly ? 'warning' : 'attention', bleed: true, items: [text(headline, { size: 'Medium', weight: 'Bolder' })] },
     ...policyLine(approval.control),
     ...approvalFacts(approval, options.driftSince),
     who,
-    {
-      type: 'ActionSet',
-      actions: [
-        button('approve', 'Approve', 'positive'),
-        button('reject', 'Reject', 'destructive'),
-        button('exempt', `Exempt for ${EXEMPTION_DAYS} days`),
-      ],
-    },
+    { type: 'ActionSet', actions },
   ]);
 }
 
@@ -294,6 +318,8 @@ export type DecisionOutcome =
   | { kind: 'gone'; detail: string }
   | { kind: 'changed'; detail: string }
   | { kind: 'failed'; detail: string }
+  /** Approved, but the plan holds only namespaces NetGuard never writes in: nothing to apply. */
+  | { kind: 'left-to-person'; detail: string }
   | { kind: 'rejected' }
   | { kind: 'exempted'; until: string }
   | { kind: 'expired' };
@@ -307,7 +333,10 @@ export function buildDecidedCard(approval: ApprovalRecord, decidedBy: string, de
     gone: { line: `Approved ${by}: nothing applied, the drift is gone.`, style: 'emphasis' },
     changed: { line: `Approved ${by}: nothing applied, the drift or the fix changed since the request.`, style: 'warning' },
     failed: { line: `Approved ${by}: the fix failed.`, style: 'attention' },
-    rejected: { line: `Rejected ${by}. NetGuard will not apply this change.`, style: 'emphasis' },
+    'left-to-person': { line: `Approved ${by}: nothing to apply. NetGuard does not write here; a person must change the policies named below.`, style: 'warning' },
+    rejected: onlyForAPerson(approval.change)
+      ? { line: `Acknowledged ${by}: NetGuard changes nothing here; a person changes the policies named below.`, style: 'emphasis' }
+      : { line: `Rejected ${by}. NetGuard will not apply this change.`, style: 'emphasis' },
     exempted: { line: `Exempted for ${EXEMPTION_DAYS} days ${by}.`, style: 'emphasis' },
     expired: { line: `This request expired at ${formatTime(approval.expiresAt)}; nothing was applied.`, style: 'warning' },
   };

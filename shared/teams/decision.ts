@@ -10,7 +10,7 @@ import type { Exemption } from './channels';
 
 /** What Engine.executeApproval does (the engine implements it; tests may pass the real Engine). */
 export interface ApprovalExecutor {
-  executeApproval(approval: ApprovalRecord, decidedBy: string): Promise<{ result: 'applied' | 'started' | 'gone' | 'changed' | 'failed'; detail: string }>;
+  executeApproval(approval: ApprovalRecord, decidedBy: string): Promise<{ result: 'applied' | 'started' | 'gone' | 'changed' | 'failed' | 'left-to-person'; detail: string }>;
 }
 
 /** One click on an approval button, as the transport read it. */
