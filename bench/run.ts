@@ -26,6 +26,8 @@ import type { Runtime } from '../shared/runtime';
 import { ArmSandbox } from '../shared/sandbox/armServer';
 import { startAzurite } from '../shared/store/azuriteProcess';
 import { TableStateStore } from '../shared/store/tables';
+import { tableClientOptions } from '../shared/store/clientOptions';
+import { TableClient } from '@azure/data-tables';
 import { loadAzureFixture } from '../shared/sandbox/fleet';
 import { sweepOneSubscription } from '../shared/sweep/fanout';
 import { benchSubscriptionId, listPagesNeeded, seedCompliantCluster, seedCompliantFleet, type SyntheticFleet } from './fleet';
@@ -33,6 +35,9 @@ import { parseArgs } from 'node:util';
 
 export interface EventFigures {
   armCalls: number;
+  /** Azure Tables requests per event (median), and how many of them wait one after another. */
+  storageCalls: number;
+  storageRoundTrips: number;
   p50Ms: number;
   p99Ms: number;
   p50WallMs: number;
@@ -69,6 +74,10 @@ export interface BenchOptions {
   /** Sweeps of one Function instance at once (host.json queues.batchSize). */
   sweepConcurrency: number;
   coldStartRuns: number;
+  /** Print the Azure Tables requests of one event of each kind (progress, stderr). */
+  trace?: boolean;
+  /** Parts to run (`--only`); all by default. */
+  only?: BenchPart[];
   /** Where the package for the cold-start figures is built. */
   bundleDir: string;
   progress: (line: string) => void;
@@ -99,6 +108,31 @@ class ArmBusyClock {
         return await next(request);
       } finally {
         if (--this.inFlight === 0) this.busyMs += nowMs() - this.since;
+      }
+    },
+  };
+}
+
+/**
+ * Azure Tables requests, and "round trips": periods during which at least one was in flight
+ * (requests sent together count once), i.e. how many times processing waits on storage in turn.
+ */
+class StorageCounter {
+  private inFlight = 0;
+  calls = 0;
+  roundTrips = 0;
+  /** Method and path of every request while set (`--trace`). */
+  trace?: string[];
+  readonly policy: PipelinePolicy = {
+    name: 'benchStorageCounter',
+    sendRequest: async (request, next) => {
+      this.calls++;
+      if (this.inFlight++ === 0) this.roundTrips++;
+      this.trace?.push(`${this.inFlight > 1 ? '  ∥ ' : ''}${request.method} ${decodeURIComponent(new URL(request.url).pathname)}`);
+      try {
+        return await next(request);
+      } finally {
+        this.inFlight--;
       }
     },
   };
@@ -142,7 +176,12 @@ async function benchEvents(options: BenchOptions): Promise<BenchResult['event']>
     const clock = new ArmBusyClock();
     arm.networkClient(sub).pipeline.addPolicy(clock.policy, { afterPhase: 'Sign' });
     arm.aksClient(sub).pipeline.addPolicy(clock.policy, { afterPhase: 'Sign' });
-    const store = TableStateStore.fromConnectionString(azurite.connectionString, { tablePrefix: 'bench' });
+    const storage = new StorageCounter();
+    const store = new TableStateStore((name) => {
+      const client = TableClient.fromConnectionString(azurite.connectionString, name, tableClientOptions({ allowInsecureConnection: true }));
+      client.pipeline.addPolicy(storage.policy, { afterPhase: 'Sign' });
+      return client;
+    }, { tablePrefix: 'bench' });
     const runtime: Runtime = { settings, arm, store, engine: new Engine({ arm, settings, store, topologyCache: store }) };
     await runtime.engine.sweep([sub]);
 
@@ -172,22 +211,34 @@ async function benchEvents(options: BenchOptions): Promise<BenchResult['event']>
       const wall: number[] = [];
       const cpu: number[] = [];
       const calls: number[] = [];
+      const storageCalls: number[] = [];
+      const storageRounds: number[] = [];
       for (let n = 0; n < WARMUP_EVENTS + options.iterations; n++) {
         spec.before?.();
         const batch = parseEvents(spec.event(n));
         const callsBefore = arm.calls.total;
         const busyBefore = clock.busyMs;
+        const storageBefore = { calls: storage.calls, roundTrips: storage.roundTrips };
+        if (options.trace && n === WARMUP_EVENTS) storage.trace = [];
         const started = nowMs();
         const outcome = await processEventBatch(batch, runtime);
         const elapsed = nowMs() - started;
+        if (storage.trace) {
+          options.progress(`  Azure Tables requests of one ${kind} event:\n    ${storage.trace.join('\n    ')}`);
+          storage.trace = undefined;
+        }
         spec.check?.(outcome);
         if (n < WARMUP_EVENTS) continue;
         wall.push(elapsed);
         cpu.push(Math.max(0, elapsed - (clock.busyMs - busyBefore)));
         calls.push(arm.calls.total - callsBefore);
+        storageCalls.push(storage.calls - storageBefore.calls);
+        storageRounds.push(storage.roundTrips - storageBefore.roundTrips);
       }
       out[kind] = {
         armCalls: percentile(calls, 0.5),
+        storageCalls: percentile(storageCalls, 0.5),
+        storageRoundTrips: percentile(storageRounds, 0.5),
         p50Ms: round(percentile(cpu, 0.5), 2),
         p99Ms: round(percentile(cpu, 0.99), 2),
         p50WallMs: round(percentile(wall, 0.5), 2),
@@ -309,26 +360,37 @@ async function benchColdStart(options: BenchOptions): Promise<Record<string, num
   return out;
 }
 
-export async function runBenchmark(options: BenchOptions): Promise<BenchResult> {
-  const event = await benchEvents(options);
-  const sweep: SweepFigures[] = [];
-  for (const resources of options.resources) sweep.push(await benchSweep(resources, options));
-  const coldStartMs = await benchColdStart(options);
-  return { event, sweep, coldStartMs };
+export const BENCH_PARTS = ['event', 'sweep', 'cold-start'] as const;
+export type BenchPart = (typeof BENCH_PARTS)[number];
+
+export async function runBenchmark(options: BenchOptions): Promise<Partial<BenchResult>> {
+  const want = (part: BenchPart) => !options.only || options.only.includes(part);
+  const out: Partial<BenchResult> = {};
+  if (want('event')) out.event = await benchEvents(options);
+  if (want('sweep')) {
+    out.sweep = [];
+    for (const resources of options.resources) out.sweep.push(await benchSweep(resources, options));
+  }
+  if (want('cold-start')) out.coldStartMs = await benchColdStart(options);
+  return out;
 }
 
 // ---------------------------------------------------------------- command line
 
-export function formatTable(r: BenchResult, options: Pick<BenchOptions, 'latencyMs' | 'naiveSample' | 'sweepConcurrency'>): string {
+export function formatTable(r: Partial<BenchResult>, options: Pick<BenchOptions, 'latencyMs' | 'naiveSample' | 'sweepConcurrency'>): string {
   const lines: string[] = [];
   const pad = (s: string | number, n: number) => String(s).padStart(n);
+  if (r.event) {
   lines.push(`Event path (ARM round trip ${options.latencyMs} ms)`);
-  lines.push(`  ${'event'.padEnd(10)}${pad('ARM calls', 10)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('p50 wall', 10)}${pad('p99 wall', 10)}`);
+  lines.push(`  ${'event'.padEnd(10)}${pad('ARM calls', 10)}${pad('table calls', 12)}${pad('in turn', 9)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('p50 wall', 10)}${pad('p99 wall', 10)}`);
   for (const [kind, f] of Object.entries(r.event)) {
-    lines.push(`  ${kind.padEnd(10)}${pad(f.armCalls, 10)}${pad(f.p50Ms, 9)}${pad(f.p99Ms, 9)}${pad(f.p50WallMs, 10)}${pad(f.p99WallMs, 10)}`);
+    lines.push(`  ${kind.padEnd(10)}${pad(f.armCalls, 10)}${pad(f.storageCalls, 12)}${pad(f.storageRoundTrips, 9)}${pad(f.p50Ms, 9)}${pad(f.p99Ms, 9)}${pad(f.p50WallMs, 10)}${pad(f.p99WallMs, 10)}`);
   }
-  lines.push('  (p50/p99 exclude the time spent waiting on ARM; wall includes it)');
+  lines.push('  (p50/p99 exclude the time spent waiting on ARM; wall includes it. Table calls: Azure Tables requests;');
+  lines.push('   in turn: how many times the event waits on Azure Tables, requests sent together counted once)');
   lines.push('');
+  }
+  if (r.sweep) {
   lines.push(`Sweep (compliant fleets, ${options.sweepConcurrency} subscriptions at a time, as one Function instance takes them off the queue)`);
   lines.push(`  ${pad('resources', 9)}${pad('subs', 6)}${pad('seconds', 9)}${pad('ARM calls', 11)}${pad('lower bound', 13)}${pad('peak RSS MB', 13)}${pad('naive s', 9)}${pad('naive calls', 13)}`);
   for (const s of r.sweep) {
@@ -337,20 +399,26 @@ export function formatTable(r: BenchResult, options: Pick<BenchOptions, 'latency
   }
   lines.push(`  (naive: one GET per resource, one at a time; * = ${options.naiveSample} GETs measured, the rest extrapolated linearly)`);
   lines.push('');
+  }
+  if (r.coldStartMs) {
   lines.push('Cold start of the deployed package (fresh Node process, as the Functions worker loads it, median)');
   for (const [name, ms] of Object.entries(r.coldStartMs)) {
     const what = name === 'app' ? 'instance start: every registration file of package.json main' : name === 'teamsSdk' ? 'added by the first Teams request or notice' : 'instance start + this function\'s first invocation';
     lines.push(`  ${name.padEnd(22)}${pad(ms, 6)} ms   ${what}`);
+  }
   }
   return lines.join('\n');
 }
 
 export const BENCH_USAGE = `Usage: npm run bench -- [--json] [--latency MS] [--resources N,N] [--subscriptions N]
                       [--iterations N] [--naive-sample N] [--concurrency N] [--cold-start-runs N]
+                      [--only event,sweep,cold-start] [--trace]
   --json             print one JSON object on stdout (progress goes to stderr)
   --latency MS       injected ARM round-trip latency of the sandbox (default 20)
   --resources N,N    fleet sizes to sweep (default 1000,10000)
-  --subscriptions N  subscriptions the fleet is spread over (default 50)`;
+  --subscriptions N  subscriptions the fleet is spread over (default 50)
+  --only PARTS       run only these parts (default all)
+  --trace            print the Azure Tables requests of one event of each kind (stderr)`;
 
 export function parseBenchArgs(argv: string[]): { json: boolean; help: boolean; options: Omit<BenchOptions, 'progress'> } {
   let values: Record<string, string | boolean | undefined>;
@@ -369,6 +437,8 @@ export function parseBenchArgs(argv: string[]): { json: boolean; help: boolean; 
         'naive-sample': { type: 'string' },
         concurrency: { type: 'string' },
         'cold-start-runs': { type: 'string' },
+        trace: { type: 'boolean' },
+        only: { type: 'string' },
       },
     }));
   } catch (err) {
@@ -383,6 +453,8 @@ export function parseBenchArgs(argv: string[]): { json: boolean; help: boolean; 
   };
   const resources = String(values.resources ?? '1000,10000').split(',').map((s) => Number(s.trim()));
   if (resources.some((n) => !Number.isInteger(n) || n < 3)) throw new Error('bench: --resources takes a comma list of whole numbers ≥ 3');
+  const only = values.only === undefined ? undefined : String(values.only).split(',').map((s) => s.trim()) as BenchPart[];
+  if (only?.some((p) => !BENCH_PARTS.includes(p))) throw new Error(`bench: --only takes a comma list of ${BENCH_PARTS.join(', ')}`);
   return {
     json: values.json === true,
     help: values.help === true,
@@ -394,6 +466,8 @@ export function parseBenchArgs(argv: string[]): { json: boolean; help: boolean; 
       naiveSample: num('naive-sample', 500, 1),
       sweepConcurrency: num('concurrency', 16, 1),
       coldStartRuns: num('cold-start-runs', 5, 1),
+      trace: values.trace === true,
+      only,
       bundleDir: path.join(REPO_ROOT, 'node_modules', '.cache', 'aks-netguard', 'bench-package'),
     },
   };

@@ -17,7 +17,7 @@ import { StorageUnavailableError, type ApprovalRecord, type StateStore } from '.
 import { summarize, type ControlId, type Finding, type FindingAction, type FindingStatus, type Mode, type RunReport } from '../types';
 import { recordFindings } from '../telemetry';
 import { resolveMode } from './modes';
-import { affectedResourceOf, observeFromCache, type Observed } from './observe';
+import { affectedResourceOf, observeForApproval, observeFromCache, type Observed } from './observe';
 import { VERIFY_DELAY_SECONDS, type DeferredUpdateSink, type PendingClusterUpdate } from './deferred';
 import { cacheEntriesOf, type TopologyCacheStore } from '../azure/topologyCache';
 import { StoreError } from '../store/tables';
@@ -706,8 +706,16 @@ export class Engine {
     const control = CONTROLS.find((c) => c.id === approval.control);
     if (!control) return { result: 'failed', detail: `Unknown control ${approval.control}.` };
     let inventory: Inventory;
+    let topology: TopologyIndex;
     try {
-      inventory = await this.deps.arm.readInventory(subscriptionOf(approval.clusterId));
+      // From the topology cache when it can answer (the cluster and its NSGs read live), else the whole subscription.
+      const cached = await observeForApproval(this.deps.arm, this.deps.topologyCache, approval, this.deps.warn);
+      if (cached) ({ inventory, topology } = cached);
+      else {
+        inventory = await this.deps.arm.readInventory(subscriptionOf(approval.clusterId));
+        await this.refreshCache(subscriptionOf(approval.clusterId), inventory);
+        topology = new TopologyIndex(inventory);
+      }
     } catch (err) {
       return { result: 'failed', detail: `Could not re-read the resources: ${describeError(err)}` };
     }
@@ -715,7 +723,7 @@ export class Engine {
     if (!cluster) return { result: 'gone', detail: `The cluster ${approval.clusterId} no longer exists; nothing was changed.` };
     const observation: ClusterObservation = {
       cluster,
-      topology: new TopologyIndex(inventory),
+      topology,
       baselineAuthorizedRanges: await this.deps.store?.getBaseline(cluster.id).catch(() => undefined),
       fallbackAuthorizedRanges: this.deps.settings.authorizedIpRanges,
     };
