@@ -5,6 +5,7 @@
 import type { QueueClient } from '@azure/storage-queue';
 import { decodeQueueJson, encodeQueueJson, JsonQueue, queueClientFromEnvironment } from '../store/queues';
 import { buildRemediationCard, type AdaptiveCard } from '../teams/cards';
+import { buildUnverifiedCard } from '../teams/unverifiedCard';
 import type { ApprovalRecord, StateStore } from '../store/types';
 import type { RunReport } from '../types';
 import type { Notice, NoticeSink } from './types';
@@ -18,7 +19,7 @@ export function encodeNotice(notice: Notice): string {
 export function decodeNotice(message: unknown): Notice {
   const value = decodeQueueJson(message);
   const kind = (value as { kind?: unknown } | null)?.kind;
-  if (kind !== 'approval-requested' && kind !== 'remediated' && kind !== 'digest') {
+  if (kind !== 'approval-requested' && kind !== 'remediated' && kind !== 'digest' && kind !== 'unverified') {
     throw new Error(`Not a NetGuard notice (kind ${JSON.stringify(kind)}).`);
   }
   return value as Notice;
@@ -82,6 +83,8 @@ export function deliveryKeyOf(notice: Notice): string {
       return `remediated|${notice.finding.control}|${notice.finding.targetId.toLowerCase()}|${notice.at}`;
     case 'digest':
       return `digest|${notice.at}`;
+    case 'unverified':
+      return `unverified|${notice.finding.control}|${notice.finding.targetId.toLowerCase()}|${notice.startedAt}`;
   }
 }
 
@@ -93,8 +96,8 @@ export async function deliverNotice(notice: Notice, deps: DeliveryDeps): Promise
     const r = await deps.channels.digest(report, notice.at);
     return { delivered: r.channels > 0, ...r, skipped: r.channels ? undefined : 'no subscribed channel' };
   }
-  if (notice.kind === 'remediated') {
-    const card = buildRemediationCard(notice);
+  if (notice.kind === 'remediated' || notice.kind === 'unverified') {
+    const card = notice.kind === 'remediated' ? buildRemediationCard(notice) : buildUnverifiedCard(notice);
     const r = await deps.channels.post(deliveryKeyOf(notice), card);
     return { delivered: r.channels > 0, ...r, skipped: r.channels ? undefined : 'no subscribed channel' };
   }
