@@ -1,8 +1,10 @@
 // `npm run bench [-- --json] [--latency MS]`: NetGuard's performance on the ARM sandbox with injected
 // round-trip latency and synthetic fleets. A benchmark, never part of `npm test`.
 //   event path   time per event (p50/p99, without and with ARM round trips) and ARM calls per event
-//   sweep        1,000 and 10,000 resources over 50 subscriptions: seconds, ARM calls, the lower bound
-//                (list pages), peak RSS (in a child process per sweep, so fleets don't add up)
+//   sweep        1,000 and 10,000 resources over 50 subscriptions, 100,000 over 500, fanned out as the
+//                Function App does (one sweep per subscription; worker child processes stand for the
+//                instances, each sweeping its batch size at once): seconds, ARM calls, the lower bound
+//                (list pages), the largest peak RSS of one worker
 //   naive        the same reads done one GET per resource, one at a time (a baseline, bench-only)
 //   cold start   the package `npm run package` builds (the one azd deploys), loaded in fresh Node
 //                processes as the Functions worker loads it: `app` is every file package.json `main`
@@ -47,9 +49,12 @@ export interface EventFigures {
 export interface SweepFigures {
   resources: number;
   subscriptions: number;
+  /** Sweep workers (Function instances), each taking its share of the subscriptions. */
+  workers: number;
   seconds: number;
   armCalls: number;
   armCallsLowerBound: number;
+  /** The largest peak RSS of one worker. */
   peakRssMb: number;
   naiveSeconds: number;
   naiveArmCalls: number;
@@ -64,15 +69,16 @@ export interface BenchResult {
 
 export interface BenchOptions {
   latencyMs: number;
-  /** Fleet sizes (resources). */
-  resources: number[];
-  subscriptions: number;
+  /** Fleets to sweep: resources over subscriptions. */
+  fleets: Array<{ resources: number; subscriptions: number }>;
   /** Timed events per kind (after a few warm-up ones). */
   iterations: number;
   /** Naive GETs actually made per fleet; beyond it the naive time is extrapolated (it is linear). */
   naiveSample: number;
   /** Sweeps of one Function instance at once (host.json queues.batchSize). */
   sweepConcurrency: number;
+  /** Sweep workers (child processes, one per Function instance) the subscriptions are spread over. */
+  workers: number;
   coldStartRuns: number;
   /** Print the Azure Tables requests of one event of each kind (progress, stderr). */
   trace?: boolean;
@@ -278,16 +284,21 @@ async function sweepChild(input: SweepChildInput): Promise<SweepChildOutput> {
   const engine = new Engine({ arm, settings });
   const limit = pLimit(input.concurrency);
   const started = nowMs();
-  const results = await Promise.all(input.subscriptions.map((sub) => limit(() => sweepOneSubscription(engine, sub))));
+  // Like sweepSubscription invocations, each subscription's report is dropped once it is judged
+  // (the function stores it and returns): memory must not grow with the subscriptions a worker takes.
+  let clusters = 0;
+  const errors: string[] = [];
+  await Promise.all(
+    input.subscriptions.map((sub) =>
+      limit(async () => {
+        const { report } = await sweepOneSubscription(engine, sub);
+        clusters += report.summary.resources;
+        for (const f of report.findings) if (f.status !== 'compliant' && errors.length < 5) errors.push(`${f.targetId}: ${f.detail}`);
+      }),
+    ),
+  );
   const seconds = (nowMs() - started) / 1000;
-  const errors = results.flatMap((r) => r.report.findings.filter((f) => f.status !== 'compliant').map((f) => `${f.targetId}: ${f.detail}`));
-  return {
-    seconds,
-    armCalls: arm.calls.total,
-    peakRssMb: process.resourceUsage().maxRSS / 1024,
-    clusters: results.reduce((n, r) => n + r.report.summary.resources, 0),
-    errors: errors.slice(0, 5),
-  };
+  return { seconds, armCalls: arm.calls.total, peakRssMb: process.resourceUsage().maxRSS / 1024, clusters, errors };
 }
 
 function runSweepChild(input: SweepChildInput): Promise<SweepChildOutput> {
@@ -320,19 +331,34 @@ async function naiveRead(endpoint: string, fleet: SyntheticFleet, sample: number
   return { seconds: (seconds * reads.length) / measured, armCalls: reads.length };
 }
 
-async function benchSweep(resources: number, options: BenchOptions): Promise<SweepFigures> {
+async function benchSweep(size: { resources: number; subscriptions: number }, options: BenchOptions): Promise<SweepFigures> {
+  const { resources, subscriptions } = size;
   const sandbox = await ArmSandbox.start({ latencyMs: options.latencyMs });
   try {
-    options.progress(`sweep: seeding ${resources} resources over ${options.subscriptions} subscriptions…`);
-    const fleet = seedCompliantFleet(sandbox, resources, options.subscriptions);
-    options.progress(`sweep: ${fleet.resources} resources, ${options.sweepConcurrency} subscriptions at a time…`);
-    const child = await runSweepChild({ endpoint: sandbox.endpoint, subscriptions: fleet.subscriptions, concurrency: options.sweepConcurrency });
-    if (child.errors.length) throw new Error(`bench: the sweep found non-compliant results on a compliant fleet: ${child.errors.join(' | ')}`);
+    options.progress(`sweep: seeding ${resources} resources over ${subscriptions} subscriptions…`);
+    const fleet = seedCompliantFleet(sandbox, resources, subscriptions);
+    // As the Function App fans out: one queue message per subscription, taken by the instances
+    // (here child processes), each sweeping its batch size at once.
+    const workers = Math.max(1, Math.min(options.workers, subscriptions));
+    const shares = Array.from({ length: workers }, (_, w) => fleet.subscriptions.filter((_, i) => i % workers === w));
+    options.progress(`sweep: ${fleet.resources} resources, ${workers} worker(s), ${options.sweepConcurrency} subscriptions at a time each…`);
+    const started = nowMs();
+    const children = await Promise.all(shares.map((share) => runSweepChild({ endpoint: sandbox.endpoint, subscriptions: share, concurrency: options.sweepConcurrency })));
+    const wall = (nowMs() - started) / 1000;
+    const errors = children.flatMap((c) => c.errors);
+    if (errors.length) throw new Error(`bench: the sweep found non-compliant results on a compliant fleet: ${errors.slice(0, 5).join(' | ')}`);
+    const child = {
+      // The slowest worker's sweep (process start-up excluded, as a warm instance would have it).
+      seconds: Math.min(wall, Math.max(...children.map((c) => c.seconds))),
+      armCalls: children.reduce((n, c) => n + c.armCalls, 0),
+      peakRssMb: Math.max(...children.map((c) => c.peakRssMb)),
+    };
     options.progress(`sweep: naive baseline (${Math.min(options.naiveSample, fleet.resources)} GETs measured)…`);
     const naive = await naiveRead(sandbox.endpoint, fleet, options.naiveSample);
     return {
       resources: fleet.resources,
-      subscriptions: options.subscriptions,
+      subscriptions,
+      workers,
       seconds: round(child.seconds, 2),
       armCalls: child.armCalls,
       armCallsLowerBound: listPagesNeeded(fleet, sandbox.pageSize),
@@ -369,7 +395,7 @@ export async function runBenchmark(options: BenchOptions): Promise<Partial<Bench
   if (want('event')) out.event = await benchEvents(options);
   if (want('sweep')) {
     out.sweep = [];
-    for (const resources of options.resources) out.sweep.push(await benchSweep(resources, options));
+    for (const size of options.fleets) out.sweep.push(await benchSweep(size, options));
   }
   if (want('cold-start')) out.coldStartMs = await benchColdStart(options);
   return out;
@@ -391,13 +417,13 @@ export function formatTable(r: Partial<BenchResult>, options: Pick<BenchOptions,
   lines.push('');
   }
   if (r.sweep) {
-  lines.push(`Sweep (compliant fleets, ${options.sweepConcurrency} subscriptions at a time, as one Function instance takes them off the queue)`);
-  lines.push(`  ${pad('resources', 9)}${pad('subs', 6)}${pad('seconds', 9)}${pad('ARM calls', 11)}${pad('lower bound', 13)}${pad('peak RSS MB', 13)}${pad('naive s', 9)}${pad('naive calls', 13)}`);
+  lines.push(`Sweep (compliant fleets; per worker, ${options.sweepConcurrency} subscriptions at a time, as one Function instance takes them off the queue)`);
+  lines.push(`  ${pad('resources', 9)}${pad('subs', 6)}${pad('workers', 9)}${pad('seconds', 9)}${pad('ARM calls', 11)}${pad('lower bound', 13)}${pad('peak RSS MB', 13)}${pad('naive s', 9)}${pad('naive calls', 13)}`);
   for (const s of r.sweep) {
     const extrapolated = s.naiveArmCalls > options.naiveSample ? '*' : ' ';
-    lines.push(`  ${pad(s.resources, 9)}${pad(s.subscriptions, 6)}${pad(s.seconds, 9)}${pad(s.armCalls, 11)}${pad(s.armCallsLowerBound, 13)}${pad(s.peakRssMb, 13)}${pad(s.naiveSeconds, 8)}${extrapolated}${pad(s.naiveArmCalls, 13)}`);
+    lines.push(`  ${pad(s.resources, 9)}${pad(s.subscriptions, 6)}${pad(s.workers, 9)}${pad(s.seconds, 9)}${pad(s.armCalls, 11)}${pad(s.armCallsLowerBound, 13)}${pad(s.peakRssMb, 13)}${pad(s.naiveSeconds, 8)}${extrapolated}${pad(s.naiveArmCalls, 13)}`);
   }
-  lines.push(`  (naive: one GET per resource, one at a time; * = ${options.naiveSample} GETs measured, the rest extrapolated linearly)`);
+  lines.push(`  (peak RSS: the largest of one worker's; naive: one GET per resource, one at a time; * = ${options.naiveSample} GETs measured, the rest extrapolated linearly)`);
   lines.push('');
   }
   if (r.coldStartMs) {
@@ -410,13 +436,18 @@ export function formatTable(r: Partial<BenchResult>, options: Pick<BenchOptions,
   return lines.join('\n');
 }
 
-export const BENCH_USAGE = `Usage: npm run bench -- [--json] [--latency MS] [--resources N,N] [--subscriptions N]
-                      [--iterations N] [--naive-sample N] [--concurrency N] [--cold-start-runs N]
+export const DEFAULT_FLEETS = '1000,10000,100000/500';
+
+export const BENCH_USAGE = `Usage: npm run bench -- [--json] [--latency MS] [--resources N[/S],…] [--subscriptions N]
+                      [--iterations N] [--naive-sample N] [--concurrency N] [--workers N] [--cold-start-runs N]
                       [--only event,sweep,cold-start] [--trace]
   --json             print one JSON object on stdout (progress goes to stderr)
   --latency MS       injected ARM round-trip latency of the sandbox (default 20)
-  --resources N,N    fleet sizes to sweep (default 1000,10000)
-  --subscriptions N  subscriptions the fleet is spread over (default 50)
+  --resources N,N    fleets to sweep: N resources, or N/S for N over S subscriptions
+                     (default ${DEFAULT_FLEETS})
+  --subscriptions N  subscriptions a fleet without /S is spread over (default 50)
+  --workers N        sweep workers (child processes, as Function instances; default 2)
+  --concurrency N    subscriptions one worker sweeps at once (host.json batchSize; default 16)
   --only PARTS       run only these parts (default all)
   --trace            print the Azure Tables requests of one event of each kind (stderr)`;
 
@@ -436,6 +467,7 @@ export function parseBenchArgs(argv: string[]): { json: boolean; help: boolean; 
         iterations: { type: 'string' },
         'naive-sample': { type: 'string' },
         concurrency: { type: 'string' },
+        workers: { type: 'string' },
         'cold-start-runs': { type: 'string' },
         trace: { type: 'boolean' },
         only: { type: 'string' },
@@ -451,8 +483,15 @@ export function parseBenchArgs(argv: string[]): { json: boolean; help: boolean; 
     if (!Number.isFinite(n) || n < min) throw new Error(`bench: --${name} "${String(v)}" must be a number ≥ ${min}`);
     return n;
   };
-  const resources = String(values.resources ?? '1000,10000').split(',').map((s) => Number(s.trim()));
-  if (resources.some((n) => !Number.isInteger(n) || n < 3)) throw new Error('bench: --resources takes a comma list of whole numbers ≥ 3');
+  const subscriptions = num('subscriptions', 50, 1);
+  // N (over --subscriptions) or N/S (over S subscriptions), comma-separated.
+  const fleets = String(values.resources ?? DEFAULT_FLEETS).split(',').map((entry) => {
+    const [n, s] = entry.trim().split('/');
+    return { resources: Number(n), subscriptions: s === undefined ? subscriptions : Number(s) };
+  });
+  if (fleets.some((f) => !Number.isInteger(f.resources) || f.resources < 3 || !Number.isInteger(f.subscriptions) || f.subscriptions < 1)) {
+    throw new Error('bench: --resources takes a comma list of N or N/SUBSCRIPTIONS, whole numbers (N ≥ 3)');
+  }
   const only = values.only === undefined ? undefined : String(values.only).split(',').map((s) => s.trim()) as BenchPart[];
   if (only?.some((p) => !BENCH_PARTS.includes(p))) throw new Error(`bench: --only takes a comma list of ${BENCH_PARTS.join(', ')}`);
   return {
@@ -460,11 +499,11 @@ export function parseBenchArgs(argv: string[]): { json: boolean; help: boolean; 
     help: values.help === true,
     options: {
       latencyMs: num('latency', 20),
-      resources,
-      subscriptions: num('subscriptions', 50, 1),
+      fleets,
       iterations: num('iterations', 50, 1),
       naiveSample: num('naive-sample', 500, 1),
       sweepConcurrency: num('concurrency', 16, 1),
+      workers: num('workers', Math.min(2, cpus().length), 1),
       coldStartRuns: num('cold-start-runs', 5, 1),
       trace: values.trace === true,
       only,

@@ -22,6 +22,7 @@ import { VERIFY_DELAY_SECONDS, type DeferredUpdateSink, type PendingClusterUpdat
 import { cacheEntriesOf, type TopologyCacheStore } from '../azure/topologyCache';
 import { StoreError } from '../store/tables';
 import { WriteRefusedError, assertWriteAllowed } from './writeGate';
+import { flapKey, prefetchFlapHistory } from './prefetch';
 
 /** Subscriptions read at once during a sweep. */
 const SWEEP_READ_CONCURRENCY = 4;
@@ -94,6 +95,10 @@ class Run {
   /** First retryable failure of the run (events are redelivered for it). */
   retryable?: Error;
   readonly outcomes = new Map<string, Promise<TargetOutcome>>();
+  /** Records of verified fixes (audit, notice, flap count) being written; awaited with the run's findings. */
+  readonly after: Array<Promise<unknown>> = [];
+  /** Flap histories read ahead (see prefetchFlapHistory), by control|target. */
+  readonly flapHistory = new Map<string, Promise<Array<{ at: string; changedBy?: string }>>>();
   readonly findings: Finding[] = [];
   clusters = 0;
 }
@@ -169,6 +174,7 @@ export class Engine {
   /** reconcile(), plus the first retryable failure (a 5xx or 429 on a write) so an event can be redelivered. */
   async reconcileDetailed(resourceId: string, options: RunOptions = {}): Promise<{ report: RunReport; retryable?: Error; storageFailure?: Error }> {
     const run = new Run(this.storageFailures, options.runId);
+    prefetchFlapHistory(run.flapHistory, resourceId, this.deps.store, this.deps.settings.flap, this.clock());
     const cache = this.deps.topologyCache;
     let fromCache: Observed | undefined;
     if (cache) {
@@ -299,7 +305,7 @@ export class Engine {
         judged.push(...findings);
       }
     }
-    await this.record(judged);
+    await Promise.all([this.record(judged), ...run.after.splice(0)]);
   }
 
   private async record(findings: Finding[]): Promise<void> {
@@ -412,7 +418,7 @@ export class Engine {
     else if (run.writes >= this.deps.settings.maxWritesPerRun) {
       personReason = `this run reached AKS_NETGUARD_MAX_WRITES_PER_RUN (${this.deps.settings.maxWritesPerRun})`;
     }
-    personReason ??= await this.flapping(control.id, judgement.targetId);
+    personReason ??= await this.flapping(control.id, judgement.targetId, run.flapHistory.get(flapKey(control.id, judgement.targetId)));
     if (personReason) return this.requestApproval(run, control, judgement, plan, personReason, options);
     run.changedBy = options.changedBy;
     return this.remediate(run, control, judgement, observation, plan);
@@ -517,7 +523,8 @@ export class Engine {
       if (!again || again.compliant) {
         if (applied.length === 0) return { action: 'none', status: 'compliant', detail: `${judgement.detail} It was repaired by someone else before NetGuard's write.` };
         const detail = `${judgement.detail} NetGuard fixed it: ${applied.join(' Then: ')}`;
-        await this.announceFix({ judgement, detail, before: first.before, change: plan, steps: applied.join(' Then: '), actor: run.actor, changedBy: run.changedBy, intent: intents.join(','), runId: run.id });
+        // Written while the run records its findings (one wait on storage, not two); never throws.
+        run.after.push(this.announceFix({ judgement, detail, before: first.before, change: plan, steps: applied.join(' Then: '), actor: run.actor, changedBy: run.changedBy, intent: intents.join(','), runId: run.id }));
         return { action: 'remediated', detail };
       }
       const next = control.plan(again, refreshed);
@@ -678,14 +685,14 @@ export class Engine {
    * The flap guard: a drift that keeps coming back after automatic fixes goes to a person instead of
    * being fought forever. Returns the reason, naming who keeps changing it, or undefined.
    */
-  private async flapping(control: ControlId, targetId: string): Promise<string | undefined> {
+  private async flapping(control: ControlId, targetId: string, prefetched?: Promise<Array<{ at: string; changedBy?: string }>>): Promise<string | undefined> {
     const store = this.deps.store;
     if (!store) return undefined;
     const { count, windowMinutes } = this.deps.settings.flap;
     const since = new Date(this.clock().getTime() - windowMinutes * 60_000);
     let recent: Array<{ at: string; changedBy?: string }>;
     try {
-      recent = await store.recentRemediations(control, targetId, since);
+      recent = await (prefetched ?? store.recentRemediations(control, targetId, since));
     } catch (err) {
       // Without the history the flap guard cannot decide: no automatic write in this run.
       this.storageFailed(err);
@@ -741,6 +748,7 @@ export class Engine {
     run.changedBy = approval.changedBy;
     try {
       const outcome = await this.remediate(run, control, judgement, observation, plan, true);
+      await Promise.all(run.after.splice(0));
       if (outcome.action === 'remediated') return { result: 'applied', detail: outcome.detail };
       if (outcome.started) return { result: 'started', detail: outcome.detail };
       return { result: 'failed', detail: outcome.detail };
