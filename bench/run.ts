@@ -56,6 +56,12 @@ export interface SweepFigures {
   armCallsLowerBound: number;
   /** The largest peak RSS of one worker. */
   peakRssMb: number;
+  /**
+   * A worker's live heap (after a full GC) once its first batch of subscriptions is swept, and at
+   * the end: equal when nothing accumulates per subscription (the largest of the workers').
+   */
+  liveHeapFirstMb: number;
+  liveHeapEndMb: number;
   naiveSeconds: number;
   naiveArmCalls: number;
 }
@@ -103,7 +109,7 @@ const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
  * "excluding ARM round trips" subtracts exactly the waiting on ARM from an event's wall time.
  */
 class ArmBusyClock {
-  private inFlight = 0;
+  inFlight = 0;
   private since = 0;
   busyMs = 0;
   readonly policy: PipelinePolicy = {
@@ -121,9 +127,11 @@ class ArmBusyClock {
 
 /**
  * Azure Tables requests, and "round trips": periods during which at least one was in flight
- * (requests sent together count once), i.e. how many times processing waits on storage in turn.
+ * (requests sent together count once) that began while no ARM request was (a read sent alongside an
+ * ARM read waits on neither alone), i.e. how many times processing waits on storage in turn.
  */
 class StorageCounter {
+  constructor(private readonly arm: ArmBusyClock) {}
   private inFlight = 0;
   calls = 0;
   roundTrips = 0;
@@ -133,8 +141,8 @@ class StorageCounter {
     name: 'benchStorageCounter',
     sendRequest: async (request, next) => {
       this.calls++;
-      if (this.inFlight++ === 0) this.roundTrips++;
-      this.trace?.push(`${this.inFlight > 1 ? '  ∥ ' : ''}${request.method} ${decodeURIComponent(new URL(request.url).pathname)}`);
+      if (this.inFlight++ === 0 && this.arm.inFlight === 0) this.roundTrips++;
+      this.trace?.push(`${this.inFlight > 1 ? '  ∥ ' : this.arm.inFlight > 0 ? '  ∥ ARM ' : ''}${request.method} ${decodeURIComponent(new URL(request.url).pathname)}`);
       try {
         return await next(request);
       } finally {
@@ -182,7 +190,7 @@ async function benchEvents(options: BenchOptions): Promise<BenchResult['event']>
     const clock = new ArmBusyClock();
     arm.networkClient(sub).pipeline.addPolicy(clock.policy, { afterPhase: 'Sign' });
     arm.aksClient(sub).pipeline.addPolicy(clock.policy, { afterPhase: 'Sign' });
-    const storage = new StorageCounter();
+    const storage = new StorageCounter(clock);
     const store = new TableStateStore((name) => {
       const client = TableClient.fromConnectionString(azurite.connectionString, name, tableClientOptions({ allowInsecureConnection: true }));
       client.pipeline.addPolicy(storage.policy, { afterPhase: 'Sign' });
@@ -269,8 +277,15 @@ interface SweepChildOutput {
   seconds: number;
   armCalls: number;
   peakRssMb: number;
+  /** Heap in use after a full GC: after the first batch of subscriptions, and at the end. */
+  liveHeapMb: { first: number; end: number };
   clusters: number;
   errors: string[];
+}
+
+function liveHeapMb(): number {
+  (globalThis as { gc?: () => void }).gc?.();
+  return process.memoryUsage().heapUsed / 1048576;
 }
 
 /**
@@ -287,23 +302,31 @@ async function sweepChild(input: SweepChildInput): Promise<SweepChildOutput> {
   // Like sweepSubscription invocations, each subscription's report is dropped once it is judged
   // (the function stores it and returns): memory must not grow with the subscriptions a worker takes.
   let clusters = 0;
+  let done = 0;
+  let heapAfterFirstBatch: number | undefined;
   const errors: string[] = [];
   await Promise.all(
     input.subscriptions.map((sub) =>
       limit(async () => {
         const { report } = await sweepOneSubscription(engine, sub);
         clusters += report.summary.resources;
+        // What the worker keeps between subscriptions (a full GC after its first batch, and at the end).
+        if (++done === input.concurrency) heapAfterFirstBatch = liveHeapMb();
         for (const f of report.findings) if (f.status !== 'compliant' && errors.length < 5) errors.push(`${f.targetId}: ${f.detail}`);
       }),
     ),
   );
   const seconds = (nowMs() - started) / 1000;
-  return { seconds, armCalls: arm.calls.total, peakRssMb: process.resourceUsage().maxRSS / 1024, clusters, errors };
+  const peakRssMb = process.resourceUsage().maxRSS / 1024;
+  const liveHeapEnd = liveHeapMb();
+  return { seconds, armCalls: arm.calls.total, peakRssMb, liveHeapMb: { first: heapAfterFirstBatch ?? liveHeapEnd, end: liveHeapEnd }, clusters, errors };
 }
 
 function runSweepChild(input: SweepChildInput): Promise<SweepChildOutput> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [process.argv[1], '--sweep-child'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    // --expose-gc: the live heap is measured after a full collection (RSS alone also counts garbage
+    // V8 has not collected yet, which grows with the run's length but is not kept).
+    const child = spawn(process.execPath, ['--expose-gc', process.argv[1], '--sweep-child'], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -352,6 +375,7 @@ async function benchSweep(size: { resources: number; subscriptions: number }, op
       seconds: Math.min(wall, Math.max(...children.map((c) => c.seconds))),
       armCalls: children.reduce((n, c) => n + c.armCalls, 0),
       peakRssMb: Math.max(...children.map((c) => c.peakRssMb)),
+      liveHeapMb: { first: Math.max(...children.map((c) => c.liveHeapMb.first)), end: Math.max(...children.map((c) => c.liveHeapMb.end)) },
     };
     options.progress(`sweep: naive baseline (${Math.min(options.naiveSample, fleet.resources)} GETs measured)…`);
     const naive = await naiveRead(sandbox.endpoint, fleet, options.naiveSample);
@@ -363,6 +387,8 @@ async function benchSweep(size: { resources: number; subscriptions: number }, op
       armCalls: child.armCalls,
       armCallsLowerBound: listPagesNeeded(fleet, sandbox.pageSize),
       peakRssMb: round(child.peakRssMb, 1),
+      liveHeapFirstMb: round(child.liveHeapMb.first, 1),
+      liveHeapEndMb: round(child.liveHeapMb.end, 1),
       naiveSeconds: round(naive.seconds, 1),
       naiveArmCalls: naive.armCalls,
     };
@@ -413,17 +439,17 @@ export function formatTable(r: Partial<BenchResult>, options: Pick<BenchOptions,
     lines.push(`  ${kind.padEnd(10)}${pad(f.armCalls, 10)}${pad(f.storageCalls, 12)}${pad(f.storageRoundTrips, 9)}${pad(f.p50Ms, 9)}${pad(f.p99Ms, 9)}${pad(f.p50WallMs, 10)}${pad(f.p99WallMs, 10)}`);
   }
   lines.push('  (p50/p99 exclude the time spent waiting on ARM; wall includes it. Table calls: Azure Tables requests;');
-  lines.push('   in turn: how many times the event waits on Azure Tables, requests sent together counted once)');
+  lines.push('   in turn: how many times the event waits on Azure Tables alone, requests sent together counted once)');
   lines.push('');
   }
   if (r.sweep) {
   lines.push(`Sweep (compliant fleets; per worker, ${options.sweepConcurrency} subscriptions at a time, as one Function instance takes them off the queue)`);
-  lines.push(`  ${pad('resources', 9)}${pad('subs', 6)}${pad('workers', 9)}${pad('seconds', 9)}${pad('ARM calls', 11)}${pad('lower bound', 13)}${pad('peak RSS MB', 13)}${pad('naive s', 9)}${pad('naive calls', 13)}`);
+  lines.push(`  ${pad('resources', 9)}${pad('subs', 6)}${pad('workers', 9)}${pad('seconds', 9)}${pad('ARM calls', 11)}${pad('lower bound', 13)}${pad('peak RSS MB', 13)}${pad('live heap MB', 14)}${pad('naive s', 9)}${pad('naive calls', 13)}`);
   for (const s of r.sweep) {
     const extrapolated = s.naiveArmCalls > options.naiveSample ? '*' : ' ';
-    lines.push(`  ${pad(s.resources, 9)}${pad(s.subscriptions, 6)}${pad(s.workers, 9)}${pad(s.seconds, 9)}${pad(s.armCalls, 11)}${pad(s.armCallsLowerBound, 13)}${pad(s.peakRssMb, 13)}${pad(s.naiveSeconds, 8)}${extrapolated}${pad(s.naiveArmCalls, 13)}`);
+    lines.push(`  ${pad(s.resources, 9)}${pad(s.subscriptions, 6)}${pad(s.workers, 9)}${pad(s.seconds, 9)}${pad(s.armCalls, 11)}${pad(s.armCallsLowerBound, 13)}${pad(s.peakRssMb, 13)}${pad(`${s.liveHeapFirstMb}→${s.liveHeapEndMb}`, 14)}${pad(s.naiveSeconds, 8)}${extrapolated}${pad(s.naiveArmCalls, 13)}`);
   }
-  lines.push(`  (peak RSS: the largest of one worker's; naive: one GET per resource, one at a time; * = ${options.naiveSample} GETs measured, the rest extrapolated linearly)`);
+  lines.push(`  (peak RSS: the largest of one worker's; live heap: after a full GC, after its first batch → at the end; naive: one GET per resource, one at a time; * = ${options.naiveSample} GETs measured, the rest extrapolated linearly)`);
   lines.push('');
   }
   if (r.coldStartMs) {

@@ -13,7 +13,7 @@ import { knownGoodRanges } from '../controls/apiAuthorizedRanges';
 import { CONTROLS } from '../controls/index';
 import type { ClusterObservation, ClusterPropertyChange, Control, Judgement, PlannedChange } from '../controls/types';
 import type { Notice, NoticeSink } from '../notify/types';
-import { StorageUnavailableError, type ApprovalRecord, type StateStore } from '../store/types';
+import { StorageUnavailableError, type ApprovalRecord, type KnownFindings, type StateStore } from '../store/types';
 import { summarize, type ControlId, type Finding, type FindingAction, type FindingStatus, type Mode, type RunReport } from '../types';
 import { recordFindings } from '../telemetry';
 import { resolveMode } from './modes';
@@ -28,6 +28,8 @@ import { flapKey, prefetchFlapHistory } from './prefetch';
 const SWEEP_READ_CONCURRENCY = 4;
 /** How many times a write is retried after a 412 (each time after re-reading and re-judging). */
 const MAX_CONFLICT_ROUNDS = 3;
+/** Up to this many clusters judged at once (an event), their stored findings are read ahead. */
+const READ_FINDINGS_AHEAD_MAX_CLUSTERS = 4;
 /** How many successive fixes one target may need in one run (e.g. narrow an Allow, then add the Deny). */
 const MAX_FIX_STEPS = 3;
 
@@ -283,6 +285,7 @@ export class Engine {
     onlyTargets?: Set<string>,
   ): Promise<void> {
     const judged: Finding[] = [];
+    const known = this.readFindingsAhead(clusters, onlyControls);
     for (const cluster of clusters) {
       run.clusters++;
       let baseline: string[] | undefined;
@@ -305,14 +308,24 @@ export class Engine {
         judged.push(...findings);
       }
     }
-    await Promise.all([this.record(judged), ...run.after.splice(0)]);
+    await Promise.all([this.record(judged, known), ...run.after.splice(0)]);
   }
 
-  private async record(findings: Finding[]): Promise<void> {
+  /**
+   * An event judges a cluster or two: their stored findings are read while they are judged and
+   * fixed, not after. A failed read only means recordFindings reads them itself.
+   */
+  private readFindingsAhead(clusters: ArmManagedCluster[], onlyControls?: ControlId[]): Promise<KnownFindings | undefined> | undefined {
+    const store = this.deps.store;
+    if (!store?.findingsOf || clusters.length === 0 || clusters.length > READ_FINDINGS_AHEAD_MAX_CLUSTERS) return undefined;
+    return store.findingsOf(onlyControls ?? CONTROLS.map((c) => c.id), clusters.map((c) => c.id)).catch(() => undefined);
+  }
+
+  private async record(findings: Finding[], known?: Promise<KnownFindings | undefined>): Promise<void> {
     recordFindings(findings); // metrics: drift found, remediated (no-op without a telemetry SDK)
     if (!this.deps.store || findings.length === 0) return;
     try {
-      await this.deps.store.recordFindings(findings, this.clock());
+      await this.deps.store.recordFindings(findings, this.clock(), await known);
     } catch (err) {
       this.storageFailed(err);
       this.deps.warn?.(`Could not record ${findings.length} finding(s): ${describeError(err)}`);

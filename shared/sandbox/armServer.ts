@@ -571,13 +571,16 @@ export class ArmSandbox {
       requireMethod(method, ['GET'], record.path);
       if (top) {
         if (route.pairs.length !== 1) throw unknownRoute(method, record.path);
-        const items = [...this.resources.values()].filter((r) => {
-          if (typeKeyOf(r.id) !== typeKey) return false;
+        // Keys are lower-cased ids: the subscription prefix skips other subscriptions without parsing
+        // ids, and only the page asked for is copied out (lists stay cheap in a 100,000-resource fleet).
+        const prefix = `/subscriptions/${idKey(route.subscriptionId)}/`;
+        const items: AnyTop[] = [];
+        for (const [key, r] of this.resources) {
+          if (!key.startsWith(prefix) || typeKeyOf(r.id) !== typeKey) continue;
           const p = parseResourceId(r.id);
-          if (idKey(p.subscriptionId) !== idKey(route.subscriptionId)) return false;
-          return !route.resourceGroup || idKey(p.resourceGroup ?? '') === idKey(route.resourceGroup);
-        });
-        return this.listPage(record, rawPathname, items.map((r) => this.viewTop(r)));
+          if (!route.resourceGroup || idKey(p.resourceGroup ?? '') === idKey(route.resourceGroup)) items.push(r);
+        }
+        return this.listPage(record, rawPathname, items, (r) => this.viewTop(r as AnyTop));
       }
       const parent = this.requireParent(route, record.path);
       return this.listPage(record, rawPathname, childArray(parent, child!).map((c) => this.viewChild(parent, child!, c)));
@@ -791,10 +794,10 @@ export class ArmSandbox {
     };
   }
 
-  private listPage(record: RecordedRequest, rawPathname: string, items: unknown[]): Answer {
+  private listPage(record: RecordedRequest, rawPathname: string, items: unknown[], view: (item: unknown) => unknown = (item) => item): Answer {
     const skip = Math.max(0, Number.parseInt(record.query.$skiptoken ?? record.query.$skipToken ?? '0', 10) || 0);
     const size = Math.max(1, this.pageSize);
-    const page = items.slice(skip, skip + size);
+    const page = items.slice(skip, skip + size).map(view);
     const body: WireObject = { value: page };
     if (skip + size < items.length) {
       const params = new URLSearchParams();
