@@ -474,6 +474,7 @@ export const BENCH_USAGE = `Usage: npm run bench -- [--json] [--latency MS] [--r
   --subscriptions N  subscriptions a fleet without /S is spread over (default 50)
   --workers N        sweep workers (child processes, as Function instances; default 2)
   --concurrency N    subscriptions one worker sweeps at once (host.json batchSize; default 16)
+  --iterations N     timed events per kind (default 200: with fewer, p99 is just the slowest one)
   --only PARTS       run only these parts (default all)
   --trace            print the Azure Tables requests of one event of each kind (stderr)`;
 
@@ -526,7 +527,7 @@ export function parseBenchArgs(argv: string[]): { json: boolean; help: boolean; 
     options: {
       latencyMs: num('latency', 20),
       fleets,
-      iterations: num('iterations', 50, 1),
+      iterations: num('iterations', 200, 1),
       naiveSample: num('naive-sample', 500, 1),
       sweepConcurrency: num('concurrency', 16, 1),
       workers: num('workers', Math.min(2, cpus().length), 1),
