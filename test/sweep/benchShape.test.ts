@@ -34,7 +34,7 @@ function run(file: string, args: string[]): Promise<{ code: number | null; stdou
   });
 }
 
-const eventShape = { armCalls: expect.any(Number), storageCalls: expect.any(Number), storageRoundTrips: expect.any(Number), p50Ms: expect.any(Number), p99Ms: expect.any(Number), p50WallMs: expect.any(Number), p99WallMs: expect.any(Number) };
+const eventShape = { armCalls: expect.any(Number), storageCalls: expect.any(Number), storageRoundTrips: expect.any(Number), storageMs: expect.any(Number), p50Ms: expect.any(Number), p99Ms: expect.any(Number), p50WallMs: expect.any(Number), p99WallMs: expect.any(Number) };
 
 test('npm run bench -- --json prints one JSON object of the documented shape', async () => {
   const r = await run(file, ['--json', '--latency', '0', '--resources', '21,42', '--subscriptions', '2', '--workers', '2', '--iterations', '2', '--naive-sample', '10', '--cold-start-runs', '1']);
