@@ -444,27 +444,25 @@ export class TableStateStore implements StateStore, TopologyCacheStore {
     atIso: string,
     known?: KnownFindings,
   ): Promise<void> {
-    {
-      const ranges = rows.map((r) => known?.ranges.get(`${partitionKey}|${r.finding.resourceId.toLowerCase()}`));
-      let previous: Map<string, StoredFinding>;
-      if (ranges.every((r) => r !== undefined)) {
-        // Read ahead by findingsOf: every finding here falls in a range already read.
-        previous = new Map(ranges.flatMap((r) => [...r!]));
-      } else {
-        const sorted = rows.map((r) => r.rowKey).sort(compare);
-        const filter = odata`PartitionKey eq ${partitionKey} and RowKey ge ${sorted[0]} and RowKey le ${sorted[sorted.length - 1]}`;
-        previous = new Map((await this.listRows('findings', 'listEntities(findings range)', filter)).map((r) => [String(r.rowKey), findingFromRow(r)]));
-      }
-      const latest = new Map<string, Record<string, unknown> & { partitionKey: string; rowKey: string }>();
-      for (const { rowKey, finding } of rows) {
-        const before = previous.get(rowKey);
-        const driftSince = finding.status !== 'drift' ? undefined : before?.status === 'drift' ? (before.driftSince ?? before.at) : atIso;
-        latest.set(rowKey, defined({ partitionKey, rowKey, ...finding, at: atIso, driftSince }));
-      }
-      const actions = [...latest.values()].map((e) => ['upsert', e, 'Replace'] as const);
-      for (let i = 0; i < actions.length; i += 100) {
-        await this.call('findings', 'submitTransaction(findings)', (c) => c.submitTransaction(actions.slice(i, i + 100) as never));
-      }
+    const ranges = rows.map((r) => known?.ranges.get(`${partitionKey}|${r.finding.resourceId.toLowerCase()}`));
+    let previous: Map<string, StoredFinding>;
+    if (ranges.every((r) => r !== undefined)) {
+      // Read ahead by findingsOf: every finding here falls in a range already read.
+      previous = new Map(ranges.flatMap((r) => [...r!]));
+    } else {
+      const sorted = rows.map((r) => r.rowKey).sort(compare);
+      const filter = odata`PartitionKey eq ${partitionKey} and RowKey ge ${sorted[0]} and RowKey le ${sorted[sorted.length - 1]}`;
+      previous = new Map((await this.listRows('findings', 'listEntities(findings range)', filter)).map((r) => [String(r.rowKey), findingFromRow(r)]));
+    }
+    const latest = new Map<string, Record<string, unknown> & { partitionKey: string; rowKey: string }>();
+    for (const { rowKey, finding } of rows) {
+      const before = previous.get(rowKey);
+      const driftSince = finding.status !== 'drift' ? undefined : before?.status === 'drift' ? (before.driftSince ?? before.at) : atIso;
+      latest.set(rowKey, defined({ partitionKey, rowKey, ...finding, at: atIso, driftSince }));
+    }
+    const actions = [...latest.values()].map((e) => ['upsert', e, 'Replace'] as const);
+    for (let i = 0; i < actions.length; i += 100) {
+      await this.call('findings', 'submitTransaction(findings)', (c) => c.submitTransaction(actions.slice(i, i + 100) as never));
     }
   }
 
