@@ -19,7 +19,7 @@ beforeAll(() => {
   store = TableStateStore.fromConnectionString(azurite.connectionString, { tablePrefix: 'ahead' });
 });
 
-const finding = (resourceId: string, status: Finding['status'], detail = status): Finding => ({
+const finding = (resourceId: string, status: Finding['status'], detail: string = status): Finding => ({
   control: 'node-ssh-deny',
   resourceId,
   targetId: nsgId,
