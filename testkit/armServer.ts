@@ -183,8 +183,8 @@ interface ParsedRoute {
 }
 
 export class ArmSandbox {
-  /** Bumped by every write; derived indexes are rebuilt when it moves. */
-  private generation = 0;
+  /** Bumped by writes that may change a VNet or subnet: the NSG → subnets index depends on those only. */
+  private vnetGeneration = 0;
   private nsgSubnets?: { generation: number; byNsg: Map<string, string[]> };
   /** Every request, in arrival order. */
   readonly requests: RecordedRequest[] = [];
@@ -331,7 +331,7 @@ export class ArmSandbox {
    * Returns what a GET would now answer.
    */
   put<T extends { id: string }>(resource: T): T {
-    this.generation++;
+    this.bump(resource.id);
     const id = resource.id;
     const parsed = parseResourceId(id);
     if (!this.subscriptions.has(idKey(parsed.subscriptionId))) this.addSubscription(parsed.subscriptionId);
@@ -373,7 +373,7 @@ export class ArmSandbox {
 
   /** Removes a resource (children go with their parent). True when it existed. */
   remove(id: string): boolean {
-    this.generation++;
+    this.bump(id);
     const type = typeKeyOf(id);
     if (TOP_TYPES[type]) return this.resources.delete(idKey(id));
     const child = CHILD_TYPES[type];
@@ -571,13 +571,16 @@ export class ArmSandbox {
       requireMethod(method, ['GET'], record.path);
       if (top) {
         if (route.pairs.length !== 1) throw unknownRoute(method, record.path);
-        const items = [...this.resources.values()].filter((r) => {
-          if (typeKeyOf(r.id) !== typeKey) return false;
+        // Keys are lower-cased ids: the subscription prefix skips other subscriptions without parsing
+        // ids, and only the page asked for is copied out (lists stay cheap in a 100,000-resource fleet).
+        const prefix = `/subscriptions/${idKey(route.subscriptionId)}/`;
+        const items: AnyTop[] = [];
+        for (const [key, r] of this.resources) {
+          if (!key.startsWith(prefix) || typeKeyOf(r.id) !== typeKey) continue;
           const p = parseResourceId(r.id);
-          if (idKey(p.subscriptionId) !== idKey(route.subscriptionId)) return false;
-          return !route.resourceGroup || idKey(p.resourceGroup ?? '') === idKey(route.resourceGroup);
-        });
-        return this.listPage(record, rawPathname, items.map((r) => this.viewTop(r)));
+          if (!route.resourceGroup || idKey(p.resourceGroup ?? '') === idKey(route.resourceGroup)) items.push(r);
+        }
+        return this.listPage(record, rawPathname, items, (r) => this.viewTop(r as AnyTop));
       }
       const parent = this.requireParent(route, record.path);
       return this.listPage(record, rawPathname, childArray(parent, child!).map((c) => this.viewChild(parent, child!, c)));
@@ -701,7 +704,7 @@ export class ArmSandbox {
   }
 
   private putTop(record: RecordedRequest, kind: TopKind, urlId: string): Answer {
-    this.generation++;
+    this.bump(urlId);
     const body = requireObjectBody(record.body);
     const existing = this.resources.get(idKey(urlId));
     checkPreconditions(record, existing ? etagOfTop(existing) : undefined, !!existing, urlId);
@@ -719,7 +722,7 @@ export class ArmSandbox {
   }
 
   private deleteTop(record: RecordedRequest, urlId: string): Answer {
-    this.generation++;
+    this.bump(urlId);
     const existing = this.resources.get(idKey(urlId));
     checkPreconditions(record, existing ? etagOfTop(existing) : undefined, !!existing, urlId);
     const existed = this.resources.delete(idKey(urlId));
@@ -791,10 +794,10 @@ export class ArmSandbox {
     };
   }
 
-  private listPage(record: RecordedRequest, rawPathname: string, items: unknown[]): Answer {
+  private listPage(record: RecordedRequest, rawPathname: string, items: unknown[], view: (item: unknown) => unknown = (item) => item): Answer {
     const skip = Math.max(0, Number.parseInt(record.query.$skiptoken ?? record.query.$skipToken ?? '0', 10) || 0);
     const size = Math.max(1, this.pageSize);
-    const page = items.slice(skip, skip + size);
+    const page = items.slice(skip, skip + size).map(view);
     const body: WireObject = { value: page };
     if (skip + size < items.length) {
       const params = new URLSearchParams();
@@ -860,7 +863,7 @@ export class ArmSandbox {
 
   /** Inserts or replaces a child inside its parent; network parents and all their children get one new ETag. */
   private writeChild(parent: AnyTop, child: ChildType, id: string, body: WireObject, etag: string | undefined): void {
-    this.generation++;
+    this.bump(parent.id);
     const name = lastOf(id);
     const props = parent.properties as WireObject;
     const list = asArray(props[child.arrayProp]);
@@ -885,7 +888,7 @@ export class ArmSandbox {
   }
 
   private deleteChild(parent: AnyTop, child: ChildType, name: string): boolean {
-    this.generation++;
+    this.bump(parent.id);
     const props = parent.properties as WireObject;
     const list = asArray(props[child.arrayProp]);
     const kept = list.filter((c) => idKey(String(c.name)) !== idKey(name));
@@ -928,12 +931,20 @@ export class ArmSandbox {
     return { id: `${parent.id}/agentPools/${String(name)}`, name, type: child.wireType, properties: settings };
   }
 
-  /** NSG → the subnets that point at it; rebuilt after any write (so a list page stays cheap at scale). */
+  /** A write to `id` (or inside it). NSG writes leave the NSG → subnets index valid (seeding 100,000 resources stays linear). */
+  private bump(id: string): void {
+    if (!/\/networksecuritygroups\//i.test(id)) this.vnetGeneration++;
+  }
+
+  /** NSG → the subnets that point at it; rebuilt after a VNet may have changed (so a list page stays cheap at scale). */
   private subnetsPointingAt(nsgId: string): string[] {
-    if (!this.nsgSubnets || this.nsgSubnets.generation !== this.generation) {
+    if (!this.nsgSubnets || this.nsgSubnets.generation !== this.vnetGeneration) {
       const byNsg = new Map<string, string[]>();
+      // By the stored wire type (set on every put), not by parsing each id: seeding a 100,000-resource
+      // fleet rebuilds this after every NSG put.
+      const vnetType = TOP_TYPES['microsoft.network/virtualnetworks'].wireType;
       for (const r of this.resources.values()) {
-        if (typeKeyOf(r.id) !== 'microsoft.network/virtualnetworks') continue;
+        if ((r as { type?: unknown }).type !== vnetType) continue;
         for (const subnet of (r as ArmVirtualNetwork).properties.subnets ?? []) {
           const ref = subnet.properties?.networkSecurityGroup?.id;
           if (!ref) continue;
@@ -941,7 +952,7 @@ export class ArmSandbox {
           byNsg.get(idKey(ref))!.push(subnet.id);
         }
       }
-      this.nsgSubnets = { generation: this.generation, byNsg };
+      this.nsgSubnets = { generation: this.vnetGeneration, byNsg };
     }
     return [...(this.nsgSubnets.byNsg.get(idKey(nsgId)) ?? [])];
   }

@@ -79,7 +79,8 @@ export async function remediate(
     if (!again || again.compliant) {
       if (applied.length === 0) return { action: 'none', status: 'compliant', detail: `${judgement.detail} It was repaired by someone else before NetGuard's write.` };
       const detail = `${judgement.detail} NetGuard fixed it: ${applied.join(' Then: ')}`;
-      await announceFix(ctx, { judgement, detail, before: first.before, change: plan, steps: applied.join(' Then: '), actor: run.actor, changedBy: run.changedBy, intent: intents.join(','), runId: run.id });
+      // Written while the run records its findings (one wait on storage, not two); never throws.
+      run.after.push(announceFix(ctx, { judgement, detail, before: first.before, change: plan, steps: applied.join(' Then: '), actor: run.actor, changedBy: run.changedBy, intent: intents.join(','), runId: run.id }));
       return { action: 'remediated', detail };
     }
     const next = control.plan(again, refreshed);

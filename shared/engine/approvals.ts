@@ -12,6 +12,7 @@ import { remediate } from './apply';
 import { sameChange, writablePart } from './changeKinds';
 import { lowerFirst, type EngineContext, type Run, type RunOptions, type TargetOutcome } from './context';
 import { observeCluster } from './observeCluster';
+import { observeForApproval } from './observe';
 
 export async function requestApproval(
   ctx: EngineContext,
@@ -63,8 +64,17 @@ export async function executeApproval(ctx: EngineContext, approval: ApprovalReco
   const control = CONTROLS.find((c) => c.id === approval.control);
   if (!control) return { result: 'failed', detail: `Unknown control ${approval.control}.` };
   let inventory: Inventory;
+  let topology: TopologyIndex;
   try {
-    inventory = await ctx.deps.arm.readInventory(subscriptionOf(approval.clusterId));
+    // From the topology cache when it can answer (the cluster and its NSGs read live), else the whole subscription.
+    const cached = await observeForApproval(ctx.deps.arm, ctx.deps.topologyCache, approval, ctx.deps.warn);
+    if (cached) ({ inventory, topology } = cached);
+    else {
+      const sub = subscriptionOf(approval.clusterId);
+      inventory = await ctx.deps.arm.readInventory(sub);
+      await ctx.refreshCache(sub, inventory);
+      topology = new TopologyIndex(inventory);
+    }
   } catch (err) {
     return { result: 'failed', detail: `Could not re-read the resources: ${describeError(err)}` };
   }
@@ -75,7 +85,7 @@ export async function executeApproval(ctx: EngineContext, approval: ApprovalReco
   run.changedBy = approval.changedBy;
   try {
     // What the control reads, read again now (its baseline, its Kubernetes objects).
-    const observation = await observeCluster(ctx, run, cluster, new TopologyIndex(inventory), [control]);
+    const observation = await observeCluster(ctx, run, cluster, topology, [control]);
     let judgement: Judgement | undefined;
     try {
       judgement = control.evaluate(observation).find((j) => sameId(j.targetId, approval.targetId));
@@ -95,6 +105,7 @@ export async function executeApproval(ctx: EngineContext, approval: ApprovalReco
     if (!writable) return { result: 'left-to-person', detail: `Nothing was changed: NetGuard does not write where only a person may make the change, approved or not. ${plan.summary}` };
     try {
       const outcome = await remediate(ctx, run, control, judgement, observation, writable, true);
+      await Promise.all(run.after.splice(0));
       if (outcome.rest) {
         const fixed = outcome.rest.fixed ? `NetGuard fixed ${lowerFirst(outcome.rest.fixed)} ` : '';
         return { result: outcome.rest.fixed ? 'applied' : 'failed', detail: `${fixed}Still for a person (${outcome.rest.reason}): ${outcome.rest.plan.summary}` };

@@ -6,13 +6,14 @@ import type { ArmGateway } from '../azure/arm';
 import type { ArmManagedCluster } from '../azure/armTypes';
 import { describeError } from '../azure/errors';
 import { idKey } from '../azure/ids';
-import type { TopologyCacheStore } from '../azure/topologyCache';
+import { cacheEntriesOf, type TopologyCacheStore } from '../azure/topologyCache';
+import type { Inventory } from '../azure/topology';
 import type { Settings } from '../config';
 import type { Judgement, PlannedChange } from '../controls/types';
 import type { KubeAccessOptions } from '../kube/access';
 import type { KubeClient } from '../kube/client';
 import type { Notice, NoticeSink } from '../notify/types';
-import { StorageUnavailableError, type StateStore } from '../store/types';
+import { StorageUnavailableError, type KnownFindings, type StateStore } from '../store/types';
 import { recordFindings } from '../telemetry';
 import type { ControlId, Finding, FindingAction, FindingStatus, Mode } from '../types';
 import type { DeferredUpdateSink } from './deferred';
@@ -89,6 +90,10 @@ export class Run {
   /** First retryable failure of the run (events are redelivered for it). */
   retryable?: Error;
   readonly outcomes = new Map<string, Promise<TargetOutcome>>();
+  /** Records of verified fixes (audit, notice, flap count) being written; awaited with the run's findings. */
+  readonly after: Array<Promise<unknown>> = [];
+  /** Flap histories read ahead (see prefetch.ts), by control|target. */
+  readonly flapHistory = new Map<string, Promise<Array<{ at: string; changedBy?: string }>>>();
   readonly findings: Finding[] = [];
   clusters = 0;
   /** Kubernetes clients opened for this run, by cluster (lower-cased id): reads and writes share one. */
@@ -173,11 +178,21 @@ export class EngineContext {
     return intent;
   }
 
-  async record(findings: Finding[]): Promise<void> {
+  /** Keeps the cluster ↔ subnet ↔ NSG topology for the event path (a failure only costs later reads). */
+  async refreshCache(subscriptionId: string, inventory: Inventory): Promise<void> {
+    if (!this.deps.topologyCache) return;
+    try {
+      await this.deps.topologyCache.replaceTopology(subscriptionId, cacheEntriesOf(inventory), this.clock());
+    } catch (err) {
+      this.deps.warn?.(`Could not save the topology of ${subscriptionId}: ${describeError(err)}`);
+    }
+  }
+
+  async record(findings: Finding[], known?: Promise<KnownFindings | undefined>): Promise<void> {
     recordFindings(findings); // metrics: drift found, remediated (no-op without a telemetry SDK)
     if (!this.deps.store || findings.length === 0) return;
     try {
-      await this.deps.store.recordFindings(findings, this.clock());
+      await this.deps.store.recordFindings(findings, this.clock(), await known);
     } catch (err) {
       this.storageFailed(err);
       this.deps.warn?.(`Could not record ${findings.length} finding(s): ${describeError(err)}`);

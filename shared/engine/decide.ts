@@ -8,6 +8,7 @@ import type { ArmManagedCluster } from '../azure/armTypes';
 import { TopologyIndex, type Inventory } from '../azure/topology';
 import type { ClusterObservation, Control, Judgement } from '../controls/types';
 import { StoreError } from '../store/tables';
+import type { KnownFindings } from '../store/types';
 import type { ControlId, Finding, Mode } from '../types';
 import { remediate } from './apply';
 import { requestApproval } from './approvals';
@@ -15,6 +16,7 @@ import { writablePart, writesOf, personReason as personReasonOf } from './change
 import { lowerFirst, type EngineContext, type RunOptions, type Run, type TargetOutcome } from './context';
 import { resolveMode } from './modes';
 import { observeCluster } from './observeCluster';
+import { flapKey } from './prefetch';
 
 /** Judges the given controls on each cluster, acting on drift, and records the findings. */
 export async function judgeClusters(
@@ -28,6 +30,7 @@ export async function judgeClusters(
   onlyTargets?: Set<string>,
 ): Promise<void> {
   const judged: Finding[] = [];
+  const known = readFindingsAhead(ctx, clusters, controls);
   for (const cluster of clusters) {
     run.clusters++;
     try {
@@ -41,7 +44,20 @@ export async function judgeClusters(
       run.closeKube(cluster);
     }
   }
-  await ctx.record(judged);
+  await Promise.all([ctx.record(judged, known), ...run.after.splice(0)]);
+}
+
+/** Up to this many clusters judged at once (an event), their stored findings are read ahead. */
+const READ_FINDINGS_AHEAD_MAX_CLUSTERS = 4;
+
+/**
+ * An event judges a cluster or two: their stored findings are read while they are judged and fixed,
+ * not after. A failed read only means recordFindings reads them itself.
+ */
+function readFindingsAhead(ctx: EngineContext, clusters: ArmManagedCluster[], controls: readonly Control[]): Promise<KnownFindings | undefined> | undefined {
+  const store = ctx.deps.store;
+  if (!store?.findingsOf || clusters.length === 0 || clusters.length > READ_FINDINGS_AHEAD_MAX_CLUSTERS) return undefined;
+  return store.findingsOf(controls.map((c) => c.id), clusters.map((c) => c.id)).catch(() => undefined);
 }
 
 async function judgeControl(ctx: EngineContext, run: Run, control: Control, observation: ClusterObservation, options: RunOptions, onlyTargets?: Set<string>): Promise<Finding[]> {
@@ -144,7 +160,7 @@ async function handleDrift(ctx: EngineContext, run: Run, control: Control, judge
     // A change of many writes (NetworkPolicies in many namespaces) counts each of them.
     personReason = `this run reached AKS_NETGUARD_MAX_WRITES_PER_RUN (${ctx.deps.settings.maxWritesPerRun})`;
   } else first = writable;
-  personReason ??= await flapping(ctx, control.id, judgement.targetId);
+  personReason ??= await flapping(ctx, control.id, judgement.targetId, run.flapHistory.get(flapKey(control.id, judgement.targetId)));
   if (personReason) return requestApproval(ctx, run, control, judgement, plan, personReason, options);
   run.changedBy = options.changedBy;
   const outcome = await remediate(ctx, run, control, judgement, observation, first);
@@ -157,14 +173,14 @@ async function handleDrift(ctx: EngineContext, run: Run, control: Control, judge
  * The flap guard: a drift that keeps coming back after automatic fixes goes to a person instead of
  * being fought forever. Returns the reason, naming who keeps changing it, or undefined.
  */
-async function flapping(ctx: EngineContext, control: ControlId, targetId: string): Promise<string | undefined> {
+async function flapping(ctx: EngineContext, control: ControlId, targetId: string, prefetched?: Promise<Array<{ at: string; changedBy?: string }>>): Promise<string | undefined> {
   const store = ctx.deps.store;
   if (!store) return undefined;
   const { count, windowMinutes } = ctx.deps.settings.flap;
   const since = new Date(ctx.clock().getTime() - windowMinutes * 60_000);
   let recent: Array<{ at: string; changedBy?: string }>;
   try {
-    recent = await store.recentRemediations(control, targetId, since);
+    recent = await (prefetched ?? store.recentRemediations(control, targetId, since));
   } catch (err) {
     // Without the history the flap guard cannot decide: no automatic write in this run.
     ctx.storageFailed(err);

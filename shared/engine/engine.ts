@@ -11,7 +11,6 @@ import type { ArmManagedCluster } from '../azure/armTypes';
 import { classifyError, describeError } from '../azure/errors';
 import { idKey, subscriptionOf } from '../azure/ids';
 import { TopologyIndex, type Inventory } from '../azure/topology';
-import { cacheEntriesOf } from '../azure/topologyCache';
 import { CONTROLS } from '../controls/index';
 import { OBSERVED_PARTS, type ObservedPart } from '../controls/types';
 import type { ApprovalRecord } from '../store/types';
@@ -23,6 +22,7 @@ import { judgeClusters } from './decide';
 import type { PendingClusterUpdate } from './deferred';
 import { affectedResourceOf, observeFromCache, type AffectedResource, type Observed } from './observe';
 import { controlsReading } from './observeCluster';
+import { prefetchFlapHistory } from './prefetch';
 import { verifyClusterUpdate, type VerifyResult } from './verifyUpdates';
 
 export type { EngineDeps, ExemptionSource, RunOptions } from './context';
@@ -109,6 +109,7 @@ export class Engine {
     // An event's route names the resource and its kind; a bare id (CLI, scripts) is classified here.
     const what = typeof resource === 'string' ? affectedResourceOf(resource) : resource;
     const resourceId = typeof resource === 'string' ? resource : resource.id;
+    prefetchFlapHistory(run.flapHistory, what, this.deps.store, this.deps.settings.flap, this.ctx.clock());
     const cache = this.deps.topologyCache;
     let fromCache: Observed | undefined;
     if (cache && what) {
@@ -159,14 +160,8 @@ export class Engine {
     return { report: { findings: run.findings, summary: summarize(run.findings, run.clusters) }, retryable: run.retryable ?? storageFailure, storageFailure };
   }
 
-  /** Keeps the cluster ↔ subnet ↔ NSG topology for the event path (a failure only costs later reads). */
-  private async refreshCache(subscriptionId: string, inventory: Inventory): Promise<void> {
-    if (!this.deps.topologyCache) return;
-    try {
-      await this.deps.topologyCache.replaceTopology(subscriptionId, cacheEntriesOf(inventory), this.ctx.clock());
-    } catch (err) {
-      this.deps.warn?.(`Could not save the topology of ${subscriptionId}: ${describeError(err)}`);
-    }
+  private refreshCache(subscriptionId: string, inventory: Inventory): Promise<void> {
+    return this.ctx.refreshCache(subscriptionId, inventory);
   }
 
   private failScope(run: Run, scopeId: string, detail: string): void {

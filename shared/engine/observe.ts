@@ -3,7 +3,8 @@
 // cache makes the caller fall back to reading the whole subscription (and refilling the cache).
 import type { ArmGateway } from '../azure/arm';
 import type { ArmManagedCluster, ArmNetworkSecurityGroup } from '../azure/armTypes';
-import { ArmError } from '../azure/errors';
+import { ArmError, describeError } from '../azure/errors';
+import { StoreError } from '../store/tables';
 import { idKey, parentId, subscriptionOf } from '../azure/ids';
 import { TopologyIndex, type Inventory } from '../azure/topology';
 import {
@@ -187,4 +188,42 @@ export async function observeFromCache(arm: ArmGateway, cache: TopologyCacheStor
   const around = await neighboursBehind(cache, nsgs, { clusters: scope, subnets: loaded.subnets });
   if (!around) return undefined;
   return observed(scope, [...around.subnets.values()], nsgs, true, targets, around.clusters);
+}
+
+/**
+ * What an approved fix is re-judged on, from the cache as a cluster event is (the cluster and its
+ * NSGs read live, the topology around them cached), instead of listing the whole subscription on
+ * every click. A click may come hours after the request, and a write follows it, so the cache must
+ * agree with what was just read: every NSG read must still guard the subnets the cache gives it,
+ * and the NSG an approved rule change names must be among them. undefined: read everything.
+ */
+export async function observeForApproval(
+  arm: ArmGateway,
+  cache: TopologyCacheStore | undefined,
+  approval: { clusterId: string; change: { kind: string; nsgId?: string } },
+  warn?: (line: string) => void,
+): Promise<Observed | undefined> {
+  if (!cache) return undefined;
+  let seen: Observed | undefined;
+  try {
+    seen = await observeFromCache(arm, cache, { kind: 'cluster', id: approval.clusterId });
+  } catch (err) {
+    if (!(err instanceof StoreError)) throw err;
+    warn?.(`The topology cache could not answer, reading the whole subscription: ${describeError(err)}`);
+    return undefined;
+  }
+
+  if (!seen || seen.clusters.length === 0) return seen; // no cluster: it is gone (read live, 404)
+  const read = new Map(seen.inventory.nsgs.map((n) => [idKey(n.id), n]));
+  if (approval.change.kind === 'security-rule' && !read.has(idKey(approval.change.nsgId ?? ''))) return undefined;
+  for (const [key, nsg] of read) {
+    if (!Array.isArray(nsg.properties?.subnets)) return undefined;
+    const guarded = new Set(nsg.properties.subnets.map((s) => idKey(s.id)));
+    for (const vnet of seen.inventory.vnets) {
+      for (const s of vnet.properties?.subnets ?? []) {
+        if (idKey(s.properties?.networkSecurityGroup?.id ?? '') === key && !guarded.has(idKey(s.id))) return undefined;
+      }
+    }
+  }
+  return seen;
 }

@@ -20,6 +20,9 @@ const noticeSchema: z.ZodType<Notice, z.ZodTypeDef, unknown> = z.discriminatedUn
   z.object({ kind: z.literal('approval-requested'), approval: approvalRecordSchema }).passthrough(),
   z.object({ kind: z.literal('remediated'), finding: findingSchema, change: plannedChangeSchema, changedBy: z.string().optional(), at: z.string() }).passthrough(),
   z.object({ kind: z.literal('digest'), at: z.string(), runId: z.string().optional(), report: runReportSchema.optional() }).passthrough(),
+  z
+    .object({ kind: z.literal('unverified'), finding: findingSchema, change: plannedChangeSchema, startedAt: z.string(), looks: z.number(), changedBy: z.string().optional(), at: z.string() })
+    .passthrough(),
 ]);
 
 /** A notice as the queue trigger hands it over; throws (so the host retries, then poisons it) when it is not one. */
@@ -56,11 +59,14 @@ export interface NoticeChannels<Card = unknown> {
   approvalCard(approval: ApprovalRecord): Promise<Card>;
   /** The card telling that a drift was fixed. */
   remediationCard(notice: RemediatedNotice): Card;
+  /** The card telling that a started fix could not be verified (the verify queue gave up). */
+  unverifiedCard(notice: UnverifiedNotice): Card;
   /** Builds, posts and records the daily digest. */
   digest(report: RunReport, at: string): Promise<{ channels: number; posted: number }>;
 }
 
 export type RemediatedNotice = Extract<Notice, { kind: 'remediated' }>;
+export type UnverifiedNotice = Extract<Notice, { kind: 'unverified' }>;
 
 export interface DeliveryDeps<Card = unknown> {
   channels: NoticeChannels<Card>;
@@ -92,6 +98,8 @@ export function deliveryKeyOf(notice: Notice): string {
       return `remediated|${notice.finding.control}|${notice.finding.targetId.toLowerCase()}|${notice.at}`;
     case 'digest':
       return `digest|${notice.at}`;
+    case 'unverified':
+      return `unverified|${notice.finding.control}|${notice.finding.targetId.toLowerCase()}|${notice.startedAt}`;
   }
 }
 
@@ -103,8 +111,8 @@ export async function deliverNotice<Card>(notice: Notice, deps: DeliveryDeps<Car
     const r = await deps.channels.digest(report, notice.at);
     return { delivered: r.channels > 0, ...r, skipped: r.channels ? undefined : 'no subscribed channel' };
   }
-  if (notice.kind === 'remediated') {
-    const card = deps.channels.remediationCard(notice);
+  if (notice.kind === 'remediated' || notice.kind === 'unverified') {
+    const card = notice.kind === 'remediated' ? deps.channels.remediationCard(notice) : deps.channels.unverifiedCard(notice);
     const r = await deps.channels.post(deliveryKeyOf(notice), card);
     return { delivered: r.channels > 0, ...r, skipped: r.channels ? undefined : 'no subscribed channel' };
   }

@@ -7,6 +7,8 @@ import type { Finding, RunReport } from '../types';
 export type Notice =
   | { kind: 'approval-requested'; approval: ApprovalRecord }
   | { kind: 'remediated'; finding: Finding; change: PlannedChange; changedBy?: string; at: string }
+  /** A started cluster update the verify queue gave up on: whether the fix took is unknown. */
+  | { kind: 'unverified'; finding: Finding; change: PlannedChange; startedAt: string; looks: number; changedBy?: string; at: string }
   /**
    * A sweep's digest. A queue message holds at most 64 KiB, so a swept estate is named by its run id
    * (delivery loads the combined report from the run store); `report` is for small, ad-hoc reports.

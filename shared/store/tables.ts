@@ -15,6 +15,7 @@ import {
   type ApprovalState,
   type AuditEntry,
   type EventClaim,
+  type KnownFindings,
   type StateStore,
   type StoredFinding,
 } from './types';
@@ -428,7 +429,7 @@ export class TableStateStore implements StateStore, TopologyCacheStore {
    * Records a sweep's findings in bulk: one range read and 100-row transactions per control, instead
    * of a read and a write per finding. driftSince is kept exactly as recordFinding keeps it.
    */
-  async recordFindings(findings: Finding[], at: Date): Promise<void> {
+  async recordFindings(findings: Finding[], at: Date, known?: KnownFindings): Promise<void> {
     const atIso = at.toISOString();
     const byControl = new Map<string, Array<ReturnType<typeof findingKeys> & { finding: Finding }>>();
     for (const f of findings) {
@@ -436,21 +437,55 @@ export class TableStateStore implements StateStore, TopologyCacheStore {
       if (!byControl.has(keys.partitionKey)) byControl.set(keys.partitionKey, []);
       byControl.get(keys.partitionKey)!.push({ ...keys, finding: f });
     }
-    for (const [partitionKey, rows] of byControl) {
+    // One partition per control: the partitions are written side by side, not one after another.
+    await Promise.all([...byControl].map(([partitionKey, rows]) => this.recordFindingsOfPartition(partitionKey, rows, atIso, known)));
+  }
+
+  private async recordFindingsOfPartition(
+    partitionKey: string,
+    rows: Array<ReturnType<typeof findingKeys> & { finding: Finding }>,
+    atIso: string,
+    known?: KnownFindings,
+  ): Promise<void> {
+    const ranges = rows.map((r) => known?.ranges.get(`${partitionKey}|${r.finding.resourceId.toLowerCase()}`));
+    let previous: Map<string, StoredFinding>;
+    if (ranges.every((r) => r !== undefined)) {
+      // Read ahead by findingsOf: every finding here falls in a range already read.
+      previous = new Map(ranges.flatMap((r) => [...r!]));
+    } else {
       const sorted = rows.map((r) => r.rowKey).sort(compare);
       const filter = odata`PartitionKey eq ${partitionKey} and RowKey ge ${sorted[0]} and RowKey le ${sorted[sorted.length - 1]}`;
-      const previous = new Map((await this.listRows('findings', 'listEntities(findings range)', filter)).map((r) => [String(r.rowKey), findingFromRow(r)]));
-      const latest = new Map<string, Record<string, unknown> & { partitionKey: string; rowKey: string }>();
-      for (const { rowKey, finding } of rows) {
-        const before = previous.get(rowKey);
-        const driftSince = finding.status !== 'drift' ? undefined : before?.status === 'drift' ? (before.driftSince ?? before.at) : atIso;
-        latest.set(rowKey, defined({ partitionKey, rowKey, ...finding, at: atIso, driftSince }));
-      }
-      const actions = [...latest.values()].map((e) => ['upsert', e, 'Replace'] as const);
-      for (let i = 0; i < actions.length; i += 100) {
-        await this.call('findings', 'submitTransaction(findings)', (c) => c.submitTransaction(actions.slice(i, i + 100) as never));
-      }
+      previous = new Map((await this.listRows('findings', 'listEntities(findings range)', filter)).map((r) => [String(r.rowKey), findingFromRow(r)]));
     }
+    const latest = new Map<string, Record<string, unknown> & { partitionKey: string; rowKey: string }>();
+    for (const { rowKey, finding } of rows) {
+      const before = previous.get(rowKey);
+      const driftSince = finding.status !== 'drift' ? undefined : before?.status === 'drift' ? (before.driftSince ?? before.at) : atIso;
+      latest.set(rowKey, defined({ partitionKey, rowKey, ...finding, at: atIso, driftSince }));
+    }
+    const actions = [...latest.values()].map((e) => ['upsert', e, 'Replace'] as const);
+    for (let i = 0; i < actions.length; i += 100) {
+      await this.call('findings', 'submitTransaction(findings)', (c) => c.submitTransaction(actions.slice(i, i + 100) as never));
+    }
+  }
+
+  /**
+   * The stored findings of a few clusters under some controls (one range read per control and
+   * cluster, all at once), for recordFindings to use instead of reading them after the run.
+   */
+  async findingsOf(controls: readonly ControlId[], clusterIds: string[]): Promise<KnownFindings> {
+    const ranges = new Map<string, Map<string, StoredFinding>>();
+    await Promise.all(
+      controls.flatMap((control) =>
+        [...new Set(clusterIds.map((id) => id.toLowerCase()))].map(async (clusterId) => {
+          // Row keys are `<cluster>|<target>`; "}" is the character after "|", so this is the cluster's range.
+          const filter = odata`PartitionKey eq ${control} and RowKey gt ${`${tableKey(clusterId)}|`} and RowKey lt ${`${tableKey(clusterId)}}`}`;
+          const rows = await this.listRows('findings', 'listEntities(findings of a cluster)', filter);
+          ranges.set(`${control}|${clusterId}`, new Map(rows.map((r) => [String(r.rowKey), findingFromRow(r)])));
+        }),
+      ),
+    );
+    return { ranges };
   }
 
   async listFindings(): Promise<StoredFinding[]> {

@@ -67,6 +67,12 @@ export interface StoredFinding extends Finding {
   driftSince?: string;
 }
 
+/** Stored findings of whole (control, cluster) ranges, as read at one moment. */
+export interface KnownFindings {
+  /** control|cluster (lower-cased) → the stored findings of that cluster under that control, by row key. */
+  readonly ranges: Map<string, Map<string, StoredFinding>>;
+}
+
 export interface StateStore {
   /** Last known-good authorized IP ranges of a cluster. */
   getBaseline(clusterId: string): Promise<string[] | undefined>;
@@ -74,8 +80,13 @@ export interface StateStore {
 
   /** Latest finding per control, cluster and target; returns what was stored before (if anything). */
   recordFinding(finding: Finding, at: Date): Promise<StoredFinding | undefined>;
-  /** The same for many findings at once (a sweep); nothing is returned. */
-  recordFindings(findings: Finding[], at: Date): Promise<void>;
+  /**
+   * The same for many findings at once (a sweep); nothing is returned. `known`: the stored findings
+   * of some clusters, read ahead with findingsOf; findings of those clusters are then not read again.
+   */
+  recordFindings(findings: Finding[], at: Date, known?: KnownFindings): Promise<void>;
+  /** Reads ahead what recordFindings would read for these controls and clusters (an event's few). */
+  findingsOf?(controls: readonly ControlId[], clusterIds: string[]): Promise<KnownFindings>;
   listFindings(): Promise<StoredFinding[]>;
 
   /**

@@ -3,6 +3,7 @@ import type { NoticeChannels } from '../notify/queueSink';
 import type { StateStore } from '../store/types';
 import type { NetGuardBot } from './bot';
 import type { TeamsTables } from './channels';
+import { buildUnverifiedCard } from './unverifiedCard';
 import { buildRemediationCard, type AdaptiveCard } from './cards';
 import { buildAndSendDigest } from './digest';
 
@@ -12,6 +13,7 @@ export function teamsNoticeChannels(bot: NetGuardBot, store: StateStore, tables:
     post,
     approvalCard: (approval) => bot.approvalCard(approval),
     remediationCard: (notice) => buildRemediationCard(notice),
+    unverifiedCard: (notice) => buildUnverifiedCard(notice),
     digest: async (report, at) => {
       const { channels, posted } = await buildAndSendDigest(report, { store, tables, post }, at);
       return { channels, posted };

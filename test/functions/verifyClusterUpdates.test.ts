@@ -14,6 +14,12 @@ import { VerifyQueue } from '../../shared/store/verifyQueue';
 import { useAzurite } from '../helpers/azurite';
 import { freshStore } from '../helpers/sandboxEnv';
 import { fleetEvent, OP, pick } from './eventRig';
+import { MAX_VERIFY_ATTEMPTS } from '../../shared/engine/deferred';
+import { decodeNotice, deliverNotice, QueueNoticeSink } from '../../shared/notify/queueSink';
+import { teamsNoticeChannels } from '../../shared/teams/delivery';
+import { channelMessage, startHarness } from '../teams/harness';
+import { validateCard15 } from '../teams/adaptiveCard15';
+import { QueueClient } from '@azure/storage-queue';
 
 const RANGES = '198.51.100.0/24';
 const azurite = useAzurite();
@@ -165,4 +171,55 @@ test('a verified update whose audit cannot be stored throws (the queue retries t
   }
   expect(states).toContain('threw');
   expect(states).not.toContain('remediated');
+});
+
+test('an update still running when the looks run out ends as an error finding and a Teams notice saying what to check', async () => {
+  const a = pick(fleet, 'a').clusterId;
+  // The notices go to a real queue, as in the Function App; the bot delivers them to a channel.
+  const notices = new QueueClient(azurite.connectionString.replace(/;?$/, ''), `notices-${Date.now()}`);
+  await notices.createIfNotExists();
+  runtime = createRuntime({
+    env: { AKS_NETGUARD_ARM_ENDPOINT: sandbox.endpoint, AKS_NETGUARD_MODE_API_AUTHORIZED_RANGES: 'auto', AKS_NETGUARD_AUTHORIZED_IP_RANGES: RANGES },
+    store,
+    notices: new QueueNoticeSink(notices),
+    deferClusterUpdates: immediate,
+    pollIntervalMs: 5,
+  });
+  sandbox.lroPolls = 10_000; // AKS never finishes the update
+  await clearRangesEvent(a);
+  // The look before the last one: the message as the queue holds it, one look short of giving up.
+  const { receivedMessageItems: [first] } = await queue.queue.receiveMessages();
+  await queue.queue.deleteMessage(first.messageId, first.popReceipt);
+  const update = JSON.parse(Buffer.from(first.messageText, 'base64').toString('utf8')) as PendingClusterUpdate;
+  await queue.enqueue({ ...update, attempt: MAX_VERIFY_ATTEMPTS - 1 }, 0);
+
+  expect(await drainVerifyQueue()).toEqual(['pending', 'failed']);
+  const stored = (await store.listFindings()).find((f) => f.control === 'api-authorized-ranges' && f.resourceId === a)!;
+  expect(stored.status).toBe('error');
+  expect(stored.detail).toMatch(/could not verify it: after 120 looks over about \d+ minutes?, the update is still running/);
+  expect(stored.detail).toMatch(/provisioning state and its activity log/);
+  expect((await store.listAudit()).find((e) => e.event === 'verify-gave-up')).toMatchObject({ intent: update.intent });
+  expect(logs.join('\n')).toMatch(/gave up on the update/);
+
+  // The notice reaches Teams.
+  const { receivedMessageItems } = await notices.receiveMessages({ numberOfMessages: 32 });
+  const queued = receivedMessageItems.map((m) => decodeNotice(m.messageText)).filter((n) => n.kind === 'unverified');
+  expect(queued).toHaveLength(1);
+  const h = await startHarness(azurite);
+  try {
+    await h.post(channelMessage(h, 'subscribe'));
+    h.connector.calls.length = 0;
+    const result = await deliverNotice(queued[0], { channels: teamsNoticeChannels(h.bot, h.store, h.tables), store: h.store });
+    expect(result).toMatchObject({ delivered: true, posted: 1 });
+    const card = h.connector.posted()[0].body.attachments[0].content;
+    expect(validateCard15(card)).toEqual([]);
+    const words = JSON.stringify(card);
+    expect(words).toContain('NetGuard could not verify its fix: api-authorized-ranges on');
+    expect(words).toContain('provisioning state');
+    // Delivered again (a host retry): nothing new is posted.
+    expect((await deliverNotice(queued[0], { channels: teamsNoticeChannels(h.bot, h.store, h.tables), store: h.store })).posted).toBe(0);
+  } finally {
+    await h.connector.stop();
+    await notices.deleteIfExists();
+  }
 });

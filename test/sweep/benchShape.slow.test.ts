@@ -7,10 +7,10 @@ jest.setTimeout(240_000);
 
 const bench = useBenchBundle();
 
-const eventShape = { armCalls: expect.any(Number), p50Ms: expect.any(Number), p99Ms: expect.any(Number), p50WallMs: expect.any(Number), p99WallMs: expect.any(Number) };
+const eventShape = { armCalls: expect.any(Number), storageCalls: expect.any(Number), storageRoundTrips: expect.any(Number), storageMs: expect.any(Number), p50Ms: expect.any(Number), p99Ms: expect.any(Number), p50WallMs: expect.any(Number), p99WallMs: expect.any(Number) };
 
 test('npm run bench -- --json prints one JSON object of the documented shape', async () => {
-  const r = await bench.run(['--json', '--latency', '0', '--resources', '21,42', '--subscriptions', '2', '--iterations', '2', '--naive-sample', '10', '--cold-start-runs', '1']);
+  const r = await bench.run(['--json', '--latency', '0', '--resources', '21,42', '--subscriptions', '2', '--workers', '2', '--iterations', '2', '--naive-sample', '10', '--cold-start-runs', '1']);
   expect(r.stderr).not.toMatch(/Error/);
   expect(r.code).toBe(0);
   const result = JSON.parse(r.stdout); // throws if anything but one JSON value is on stdout
@@ -23,11 +23,15 @@ test('npm run bench -- --json prints one JSON object of the documented shape', a
   // An unrelated event costs no ARM call; a drifted one costs more than a compliant one (it writes).
   expect(result.event.unrelated.armCalls).toBe(0);
   expect(result.event.drifted.armCalls).toBeGreaterThan(result.event.compliant.armCalls);
+  // An unrelated event costs no storage call either; a drifted one makes more storage calls than a compliant one (it records its write).
+  expect(result.event.unrelated.storageCalls).toBe(0);
+  expect(result.event.drifted.storageCalls).toBeGreaterThan(result.event.compliant.storageCalls);
   for (const [i, resources] of [21, 42].entries()) {
     const s = result.sweep[i];
     expect(s).toEqual({
       resources,
       subscriptions: 2,
+      workers: 2,
       seconds: expect.any(Number),
       armCalls: expect.any(Number),
       // Six list pages, and one kubeconfig for each of the clusters (a third of the resources).
@@ -35,12 +39,13 @@ test('npm run bench -- --json prints one JSON object of the documented shape', a
       kubeCalls: expect.any(Number),
       kubeCallsLowerBound: (2 * resources) / 3,
       peakRssMb: expect.any(Number),
+      liveHeapFirstMb: expect.any(Number),
+      liveHeapEndMb: expect.any(Number),
       naiveSeconds: expect.any(Number),
       naiveArmCalls: resources,
     });
-    // Nothing drifts, so the sweep makes exactly the list calls it needs, in ARM and in Kubernetes.
+    // Nothing drifts, so the sweep makes exactly the list calls it needs.
     expect(s.armCalls).toBe(s.armCallsLowerBound);
     expect(s.kubeCalls).toBe(s.kubeCallsLowerBound);
   }
 });
-

@@ -25,12 +25,11 @@ let engine: Engine;
 beforeEach(async () => {
   sandbox = await ArmSandbox.start({ lroPolls: 1 });
   fleet = seedDriftedFleet(sandbox);
-  // The bot's executor is the real engine, sharing the bot's store and its exemptions.
-  let real: Engine | undefined;
-  h = await startHarness(azurite, { approvers: [APPROVER], executor: { executeApproval: (a, by) => real!.executeApproval(a, by) } });
+  // The bot's executor is the real engine (whichever `engine` is at the click), sharing the bot's store and its exemptions.
+  h = await startHarness(azurite, { approvers: [APPROVER], executor: { executeApproval: (a, by) => engine.executeApproval(a, by) } });
   const settings = loadSettings({ AKS_NETGUARD_ARM_ENDPOINT: sandbox.endpoint, AKS_NETGUARD_APPROVERS: APPROVER, AKS_NETGUARD_AUTHORIZED_IP_RANGES: '203.0.113.0/24' });
   const arm = new ArmGateway({ endpoint: sandbox.endpoint, pollIntervalMs: 5 });
-  engine = real = new Engine({ arm, settings, store: h.store, exemptions: h.tables });
+  engine = new Engine({ arm, settings, store: h.store, exemptions: h.tables });
   await h.post(channelMessage(h, 'subscribe', CHANNEL));
   h.connector.calls.length = 0;
 });
@@ -46,8 +45,17 @@ async function deliverAndGetButtons(approval: ApprovalRecord) {
   const posted = h.connector.posted();
   const copy = posted[posted.length - 1];
   const card = copy.body.attachments[0].content;
-  const actions = card.body.find((e: any) => e.type === 'ActionSet').actions as Array<{ verb: string; data: ApprovalActionData }>;
-  const button = (action: ApprovalActionData['action']) => actions.find((b) => b.data.action === action)!;
+  // Every Action.Execute on the card (a long narrowing also carries a show-the-list toggle).
+  const actions: Array<{ verb: string; data: ApprovalActionData }> = [];
+  const walk = (node: any): void => {
+    if (Array.isArray(node)) node.forEach(walk);
+    else if (node && typeof node === 'object') {
+      if (node.type === 'Action.Execute') actions.push(node);
+      Object.values(node).forEach(walk);
+    }
+  };
+  walk(card.body);
+  const button = (action: ApprovalActionData['action']) => actions.find((b) => b.data?.action === action)!;
   return { copy, button, activityId: `1:${posted.length}` };
 }
 
@@ -93,3 +101,59 @@ test('exempt from Teams: nothing is changed and the next sweep reports the findi
   expect(finding.detail).toMatch(/Exempted in Teams by .* until /);
   expect(sandbox.findRequests({ method: 'PUT' }).filter((r) => r.path.toLowerCase() === d.toLowerCase())).toHaveLength(0);
 }, 60_000);
+
+describe('a click is re-judged from the topology cache, not by listing the subscription', () => {
+  // The deployed engine keeps the topology in Azure Tables (the bot's store), filled by the sweep.
+  let cached: Engine;
+  beforeEach(() => {
+    const settings = loadSettings({ AKS_NETGUARD_ARM_ENDPOINT: sandbox.endpoint, AKS_NETGUARD_APPROVERS: APPROVER, AKS_NETGUARD_AUTHORIZED_IP_RANGES: '203.0.113.0/24' });
+    const arm = new ArmGateway({ endpoint: sandbox.endpoint, pollIntervalMs: 5 });
+    cached = engine = new Engine({ arm, settings, store: h.store, exemptions: h.tables, topologyCache: h.store });
+  });
+  /** Subscription-wide list calls (clusters, NSGs, VNets) among the requests the sandbox recorded. */
+  const listCalls = () => sandbox.findRequests({ method: 'GET', path: /\/subscriptions\/[^/]+\/providers\/[^/]+\/[^/]+$/i });
+
+  test.each([
+    ['http-application-routing', 'e', 'the add-on disabled on the cluster'],
+    ['node-ssh-deny', 'i', 'the SSH Allow narrowed on the NSG'],
+  ])('%s on cluster %s: the click reads the cluster and its NSG, the fix is applied (%s)', async (control, label) => {
+    const clusterId = clusterOf(label);
+    await cached.sweep([fleet.subscriptionId]);
+    const approval = (await h.store.listApprovals('pending')).find((a) => a.control === control && a.clusterId === clusterId)!;
+    expect(approval).toBeDefined();
+    const { copy, button, activityId } = await deliverAndGetButtons(approval);
+    sandbox.resetRequests();
+    const res = await click(copy, activityId, button('approve'));
+    expect(JSON.stringify(res.body.value)).toMatch(/Approved by .* at .*: done/);
+
+    expect(listCalls()).toEqual([]);
+    const reads = sandbox.findRequests({ method: 'GET' }).filter((r) => !/operations|operationResults|asyncoperations/i.test(r.path));
+    // The cluster, and the NSG(s) of its subnets, read live; for a rule, the rule read back after the write.
+    expect(reads.some((r) => r.path.toLowerCase() === clusterId.toLowerCase())).toBe(true);
+    expect(reads.length).toBeLessThanOrEqual(4);
+    // Writes only to what the approval names (a narrowing may be followed by NetGuard's Deny).
+    const puts = sandbox.findRequests({ method: 'PUT' });
+    expect(puts.length).toBeGreaterThan(0);
+    for (const put of puts) expect(put.path.toLowerCase().startsWith(approval.targetId.toLowerCase())).toBe(true);
+
+    // And the fix holds: the next sweep finds the cluster compliant for the control.
+    const next = await cached.sweep([fleet.subscriptionId]);
+    expect(next.findings.filter((f) => f.control === control && f.resourceId === clusterId).every((f) => f.status === 'compliant')).toBe(true);
+  }, 60_000);
+
+  test('a subnet whose NSG was swapped since the sweep makes the click read the whole subscription', async () => {
+    const clusterId = clusterOf('e');
+    await cached.sweep([fleet.subscriptionId]);
+    const approval = (await h.store.listApprovals('pending')).find((a) => a.control === 'http-application-routing' && a.clusterId === clusterId)!;
+    // The cache now says the node subnet has another NSG than Azure does (a missed event).
+    const nodeSubnet = fleet.clusters.find((c) => c.label === 'e')!.nodeSubnetIds[0];
+    const [row] = (await h.store.getCachedSubnets([nodeSubnet])).values();
+    const other = fleet.clusters.find((c) => c.label === 'b')!.nsgIds[0];
+    await h.store.putCachedSubnets([{ ...row, nsgId: other }]);
+    const { copy, button, activityId } = await deliverAndGetButtons(approval);
+    sandbox.resetRequests();
+    const res = await click(copy, activityId, button('approve'));
+    expect(JSON.stringify(res.body.value)).toMatch(/Approved by .* at .*: done/);
+    expect(listCalls()).toHaveLength(3);
+  }, 60_000);
+});
