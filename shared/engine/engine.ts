@@ -109,7 +109,7 @@ export class Engine {
     // An event's route names the resource and its kind; a bare id (CLI, scripts) is classified here.
     const what = typeof resource === 'string' ? affectedResourceOf(resource) : resource;
     const resourceId = typeof resource === 'string' ? resource : resource.id;
-    prefetchFlapHistory(run.flapHistory, what, this.deps.store, this.deps.settings.flap, this.ctx.clock());
+    prefetchFlapHistory(run.flapHistory, what, controlsReading(partsReadByEvent(true)).map((c) => c.id), this.deps.store, this.deps.settings.flap, this.ctx.clock());
     const cache = this.deps.topologyCache;
     let fromCache: Observed | undefined;
     if (cache && what) {
