@@ -70,6 +70,11 @@ function tenantOf(activity: TurnContext['activity']): string | undefined {
   return fromConversation ?? fromChannelData;
 }
 
+/** An Adaptive Card Action.Execute click (an invoke the bot must answer, even with a refusal). */
+function isCardAction(activity: TurnContext['activity']): boolean {
+  return activity.type === ActivityTypes.Invoke && activity.name === ACTION_INVOKE_NAME;
+}
+
 function describeActor(activity: TurnContext['activity']): { oid?: string; label: string } {
   const oid = activity.from?.aadObjectId?.toLowerCase();
   const name = activity.from?.name;
@@ -163,10 +168,24 @@ export class NetGuardBot {
       { body: request.body as Record<string, unknown> | undefined, headers: request.headers, method: request.method },
       response,
       async (context) => {
+        // With MicrosoftAppTenantId set, NetGuard talks only to its own tenant: an activity from any
+        // other tenant (a subscribe, a message, a card click) changes nothing and gets no reply. A
+        // card click from elsewhere still gets the refusal shown to the clicker (onAction), so the
+        // person learns why nothing happened; anything else is dropped here, before any handler runs.
+        if (this.foreignTenant(context.activity) && !isCardAction(context.activity)) {
+          this.deps.log?.(`Refused a ${context.activity.type ?? 'unknown'} activity from tenant ${tenantOf(context.activity) ?? '(none)'}: NetGuard accepts only its own tenant (MicrosoftAppTenantId).`);
+          return;
+        }
         await this.app.run(context);
       },
     );
     return response.result();
+  }
+
+  /** True when MicrosoftAppTenantId is set and the activity names another tenant, or none. */
+  private foreignTenant(activity: TurnContext['activity']): boolean {
+    const wantTenant = this.deps.settings.bot.tenantId?.toLowerCase();
+    return !!wantTenant && tenantOf(activity)?.toLowerCase() !== wantTenant;
   }
 
   private executor(): Promise<ApprovalExecutor> {
@@ -227,10 +246,8 @@ export class NetGuardBot {
     const data = parseActionData(action.verb, action.data);
     if (!data) return this.refuse('This action is not a NetGuard approval button (unknown or altered payload); nothing was changed.', context);
 
-    const wantTenant = this.deps.settings.bot.tenantId?.toLowerCase();
-    const tenant = tenantOf(activity)?.toLowerCase();
-    if (wantTenant && tenant !== wantTenant) {
-      return this.refuse(`NetGuard accepts decisions only from its own tenant; this click came from ${tenant ?? 'an unknown tenant'}. Nothing was changed.`, context);
+    if (this.foreignTenant(activity)) {
+      return this.refuse(`NetGuard accepts decisions only from its own tenant; this click came from ${tenantOf(activity)?.toLowerCase() ?? 'an unknown tenant'}. Nothing was changed.`, context);
     }
 
     const approval = await this.deps.store.getApproval(data.approvalId);
