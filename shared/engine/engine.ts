@@ -22,6 +22,7 @@ import { VERIFY_DELAY_SECONDS, type DeferredUpdateSink, type PendingClusterUpdat
 import { cacheEntriesOf, type TopologyCacheStore } from '../azure/topologyCache';
 import { StoreError } from '../store/tables';
 import { WriteRefusedError, assertWriteAllowed } from './writeGate';
+import { OpenIntents } from './openIntents';
 
 /** Subscriptions read at once during a sweep. */
 const SWEEP_READ_CONCURRENCY = 4;
@@ -94,6 +95,10 @@ class Run {
   /** First retryable failure of the run (events are redelivered for it). */
   retryable?: Error;
   readonly outcomes = new Map<string, Promise<TargetOutcome>>();
+  /** Earlier runs' intents without an outcome, read once per run (see openIntents.ts). */
+  openIntents?: OpenIntents;
+  /** Per control and target: the completion of such intents (two clusters can share one NSG). */
+  readonly completions = new Map<string, Promise<TargetOutcome | undefined>>();
   readonly findings: Finding[] = [];
   clusters = 0;
 }
@@ -108,6 +113,8 @@ export class Engine {
    */
   private storageFailures = 0;
   private lastStorageFailure?: Error;
+  /** Intents this engine's runs are still carrying out: not "open" to a concurrent run. */
+  private readonly inFlight = new Set<string>();
 
   constructor(private readonly deps: EngineDeps) {
     this.clock = deps.clock ?? (() => new Date());
@@ -242,12 +249,57 @@ export class Engine {
         detail: plan.summary,
         intent,
         runId: run.id,
+        change: plan,
       });
     } catch (err) {
       this.storageFailed(err);
       throw new StorageUnavailableError(`Storage was unavailable, so NetGuard made no change (it writes nothing it cannot record): ${describeError(err)}`, { cause: err });
     }
+    this.inFlight.add(intent);
     return intent;
+  }
+
+  /**
+   * A target judged compliant may be compliant because of NetGuard's own earlier write whose outcome
+   * was never recorded (storage failed after Azure applied it). Such intents are completed now —
+   * audited `remediated` naming them, announced, counted for the flap guard — and the finding is
+   * `remediated`, not `compliant`. Undefined when there is nothing to complete.
+   */
+  private completeOpenIntents(run: Run, judgement: Judgement, observation: ClusterObservation): Promise<TargetOutcome | undefined> {
+    const store = this.deps.store;
+    if (!store?.openIntents) return Promise.resolve(undefined);
+    const key = `${judgement.control}|${idKey(judgement.targetId)}`;
+    let completion = run.completions.get(key);
+    if (!completion) {
+      completion = (async (): Promise<TargetOutcome | undefined> => {
+        run.openIntents ??= new OpenIntents(store, this.clock(), this.inFlight);
+        let held: Awaited<ReturnType<OpenIntents['take']>>;
+        try {
+          held = await run.openIntents.take(judgement, observation);
+        } catch (err) {
+          // Unknown whether this "compliant" is NetGuard's own unrecorded fix: the run is retried.
+          this.storageFailed(err);
+          this.deps.warn?.(`Could not look for unfinished fixes of ${judgement.targetId}: ${describeError(err)}`);
+          return undefined;
+        }
+        if (!held.length) return undefined;
+        const first = held[0];
+        const last = held[held.length - 1];
+        const steps = held.map((h) => h.change!.summary).join(' Then: ');
+        const detail = `${judgement.detail} NetGuard fixed it: ${steps} (the write was made by an earlier run, ${first.runId ?? 'unnamed'}, whose record of the outcome was lost; completed now).`;
+        const actor = last.actor && last.actor !== 'netguard (auto)' ? last.actor : undefined;
+        await this.announceFix({ judgement, detail, before: first.before, change: last.change!, steps, actor, intent: held.map((h) => h.intent).join(','), runId: run.id });
+        return { action: 'remediated', detail };
+      })();
+      run.completions.set(key, completion);
+    }
+    return completion;
+  }
+
+  /** An outcome row for intents whose write did not (fully) happen, so no later run takes them for its own. */
+  private async closeIntents(run: Run, judgement: Judgement, intents: string[], event: string, detail: string): Promise<void> {
+    if (!intents.length) return;
+    await this.audit({ control: judgement.control, clusterId: judgement.clusterId, targetId: judgement.targetId, event, actor: run.actor ?? 'netguard (auto)', detail, intent: intents.join(','), runId: run.id });
   }
 
   /** Keeps the cluster ↔ subnet ↔ NSG topology for the event path (a failure only costs later reads). */
@@ -347,6 +399,11 @@ export class Engine {
         continue;
       }
       if (judgement.compliant) {
+        const completed = await this.completeOpenIntents(run, judgement, observation);
+        if (completed) {
+          out.push({ ...base, status: 'drift', action: completed.action, detail: `${completed.detail}${notes}` });
+          continue;
+        }
         await this.saveBaseline(control.id, observation.cluster);
         out.push({ ...base, status: 'compliant', action: 'none', detail: `${judgement.detail}${notes}` });
         continue;
@@ -466,11 +523,28 @@ export class Engine {
     first: PlannedChange,
     approved = false,
   ): Promise<TargetOutcome> {
+    const intents: string[] = [];
+    try {
+      return await this.remediateSteps(run, control, judgement, observation, first, approved, intents);
+    } finally {
+      // Outcome recorded (or lost): from now on a later run may find these intents open.
+      for (const id of intents) this.inFlight.delete(id);
+    }
+  }
+
+  private async remediateSteps(
+    run: Run,
+    control: Control,
+    judgement: Judgement,
+    observation: ClusterObservation,
+    first: PlannedChange,
+    approved: boolean,
+    intents: string[],
+  ): Promise<TargetOutcome> {
     let plan: PlannedChange = first;
     let current = judgement;
     let conflicts = 0;
     const applied: string[] = [];
-    const intents: string[] = [];
     for (let step = 0; step < MAX_FIX_STEPS + MAX_CONFLICT_ROUNDS; step++) {
       let readBack: ArmSecurityRule | undefined;
       // No write without a record (throws, and nothing is written, when storage cannot take it).
@@ -507,6 +581,8 @@ export class Engine {
         applied.push(plan.summary);
       } catch (err) {
         if (err instanceof ArmError && err.status === 412) {
+          // Azure refused this write (the resource changed since it was read): it is not in place.
+          if (intent) await this.closeIntents(run, current, [intent], 'write-conflict', `Azure refused the write with 412 (the resource changed since NetGuard read it): ${plan.summary}`);
           if (++conflicts > MAX_CONFLICT_ROUNDS) throw new ConcurrencyError(`${judgement.targetId} kept changing under NetGuard (412 ${conflicts} times).`);
         } else {
           await this.audit({ control: control.id, clusterId: judgement.clusterId, targetId: judgement.targetId, event: err instanceof WriteRefusedError ? 'write-refused' : 'write-failed', before: plan.before, after: plan.after, actor: 'netguard (auto)', detail: describeError(err), intent, runId: run.id });
@@ -524,12 +600,16 @@ export class Engine {
         return { action: 'remediated', detail };
       }
       const next = control.plan(again, refreshed);
-      if (next.kind === 'none') throw new VerificationError(`the write did not make it compliant: ${again.detail} ${next.reason}`);
+      if (next.kind === 'none') {
+        await this.closeIntents(run, judgement, intents, 'verify-failed', `The writes did not make it compliant: ${again.detail}`);
+        throw new VerificationError(`the write did not make it compliant: ${again.detail} ${next.reason}`);
+      }
       if (applied.length > 0 && sameChange(next, plan)) {
         await this.audit({ control: control.id, clusterId: judgement.clusterId, targetId: judgement.targetId, event: 'verify-failed', after: plan.after, actor: 'netguard (auto)', detail: again.detail, intent: intents.join(','), runId: run.id });
         throw new VerificationError(`Azure accepted the write but re-reading shows it did not take: ${again.detail}`);
       }
       if (next.needsPerson && !approved) {
+        await this.closeIntents(run, judgement, intents, 'partly-fixed', `NetGuard made ${applied.length} of the writes (${applied.join(' Then: ')}); the rest changes an existing Allow rule and waits for a person.`);
         return this.requestApproval(run, control, again, next, 'the fix changes an existing Allow rule, which needs a person', {});
       }
       plan = next;

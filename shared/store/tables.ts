@@ -550,8 +550,29 @@ export class TableStateStore implements StateStore, TopologyCacheStore {
       runId: entry.runId,
       ...jsonProperties('before', entry.before),
       ...jsonProperties('after', entry.after),
+      ...jsonProperties('change', entry.change),
     });
     await this.call('audit', 'createEntity(audit)', (c) => c.createEntity(entity));
+  }
+
+  // One range query over the day partitions since `since` (an audit day is one partition), read in
+  // full because an outcome row can sit in a later day than its intent.
+  async openIntents(since: Date): Promise<AuditEntry[]> {
+    const fromDay = since.toISOString().slice(0, 10);
+    const rows = await this.listRows('audit', 'listEntities(open intents)', odata`PartitionKey ge ${fromDay}`);
+    const completed = new Set<string>();
+    const intents: Row[] = [];
+    for (const row of rows) {
+      const ids = str(row.intent);
+      if (!ids) continue;
+      if (row.event === 'intent') intents.push(row);
+      else for (const id of ids.split(',')) completed.add(id);
+    }
+    const sinceIso = since.toISOString();
+    return intents
+      .filter((r) => !completed.has(String(r.intent)) && String(r.at) >= sinceIso)
+      .map(auditEntryFromRow)
+      .sort((a, b) => a.at.localeCompare(b.at));
   }
 
   /** Every audit entry, newest first. */
@@ -563,23 +584,26 @@ export class TableStateStore implements StateStore, TopologyCacheStore {
         ? compare(a.rowKey ?? '', b.rowKey ?? '')
         : compare(b.partitionKey ?? '', a.partitionKey ?? ''),
     );
-    return rows.map((row) =>
-      defined({
-        at: String(row.at),
-        control: row.control as ControlId,
-        clusterId: String(row.clusterId),
-        targetId: String(row.targetId),
-        event: String(row.event),
-        mode: str(row.mode) as Mode | undefined,
-        before: readJson(row, 'before'),
-        after: readJson(row, 'after'),
-        actor: String(row.actor),
-        detail: str(row.detail),
-        intent: str(row.intent),
-        runId: str(row.runId),
-      }),
-    );
+    return rows.map(auditEntryFromRow);
   }
+}
+
+function auditEntryFromRow(row: Row): AuditEntry {
+  return defined({
+    at: String(row.at),
+    control: row.control as ControlId,
+    clusterId: String(row.clusterId),
+    targetId: String(row.targetId),
+    event: String(row.event),
+    mode: str(row.mode) as Mode | undefined,
+    before: readJson(row, 'before'),
+    after: readJson(row, 'after'),
+    actor: String(row.actor),
+    detail: str(row.detail),
+    intent: str(row.intent),
+    runId: str(row.runId),
+    change: readJson(row, 'change') as PlannedChange | undefined,
+  });
 }
 
 const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

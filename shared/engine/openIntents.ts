@@ -1,0 +1,68 @@
+// "Tell the truth about its own writes", across runs. A run records its intent before each write and
+// an outcome row after it. When storage fails between the two (Azure applied the write, the
+// remediated row, notice and flap record were lost), the run is retried — an event is redelivered,
+// the CLI exits 1 — and the retry finds the target already compliant. Without this module it would
+// say "compliant", and NetGuard's own fix would never be audited or announced. With it, an intent
+// that has no outcome row and whose change the resource now holds is recognised as NetGuard's own
+// fix: the run completes it (audit `remediated` naming the intent, notice, flap record) and reports
+// `remediated`.
+import { holdsWritten, getPath, sameWireValue } from '../azure/arm';
+import { idKey, sameId } from '../azure/ids';
+import type { ClusterObservation, Judgement, PlannedChange } from '../controls/types';
+import type { AuditEntry, StateStore } from '../store/types';
+
+/**
+ * How far back a run looks for intents without an outcome: Event Grid redelivers for 24 hours, and a
+ * sweep runs at least daily; an older unfinished intent is left to a person reading the audit.
+ */
+export const OPEN_INTENT_WINDOW_MS = 26 * 3600_000;
+
+/** True when the observed resource holds what the change wrote (the same comparison as a lost answer's re-read). */
+export function holdsChange(change: PlannedChange, observation: ClusterObservation): boolean {
+  if (change.kind === 'security-rule') {
+    const nsg = observation.topology.nsg(change.nsgId);
+    const rule = nsg?.properties.securityRules?.find((r) => r.name.toLowerCase() === change.ruleName.toLowerCase());
+    return holdsWritten(change.after as unknown as Record<string, unknown>, rule?.properties as unknown as Record<string, unknown> | undefined);
+  }
+  if (!sameId(change.clusterId, observation.cluster.id)) return false;
+  return sameWireValue(change.after, getPath(observation.cluster, change.path));
+}
+
+/**
+ * The open intents of one run, read from storage once (lazily, on the first compliant judgement) and
+ * indexed by control and target. Intents this process is still carrying out (`inFlight`) and the
+ * run's own are not open: their run records the outcome itself.
+ */
+export class OpenIntents {
+  private loaded?: Promise<Map<string, AuditEntry[]>>;
+
+  constructor(
+    private readonly store: StateStore,
+    private readonly now: Date,
+    private readonly inFlight: ReadonlySet<string>,
+  ) {}
+
+  /**
+   * The open intents for this judgement's control and target whose change the resource holds, oldest
+   * first; empty when there are none. Throws when storage cannot answer.
+   */
+  async take(judgement: Pick<Judgement, 'control' | 'targetId'>, observation: ClusterObservation): Promise<AuditEntry[]> {
+    if (!this.store.openIntents) return [];
+    const key = `${judgement.control}|${idKey(judgement.targetId)}`;
+    this.loaded ??= this.store.openIntents(new Date(this.now.getTime() - OPEN_INTENT_WINDOW_MS)).then((rows) => {
+      const byKey = new Map<string, AuditEntry[]>();
+      for (const row of rows) {
+        if (!row.change || !row.intent || this.inFlight.has(row.intent)) continue;
+        const k = `${row.control}|${idKey(row.targetId)}`;
+        byKey.set(k, [...(byKey.get(k) ?? []), row]);
+      }
+      return byKey;
+    });
+    // A failed read is not cached: the caller treats it as a storage failure of this run.
+    const all = await this.loaded.catch((err: unknown) => {
+      this.loaded = undefined;
+      throw err;
+    });
+    return (all.get(key) ?? []).filter((row) => holdsChange(row.change!, observation));
+  }
+}
