@@ -601,7 +601,8 @@ export class Engine {
       }
       const next = control.plan(again, refreshed);
       if (next.kind === 'none') {
-        await this.closeIntents(run, judgement, intents, 'verify-failed', `The writes did not make it compliant: ${again.detail}`);
+        // (Intents refused with 412 were closed already; only writes that took are left.)
+        if (applied.length > 0) await this.closeIntents(run, judgement, intents, 'verify-failed', `The writes did not make it compliant: ${again.detail}`);
         throw new VerificationError(`the write did not make it compliant: ${again.detail} ${next.reason}`);
       }
       if (applied.length > 0 && sameChange(next, plan)) {
@@ -609,7 +610,7 @@ export class Engine {
         throw new VerificationError(`Azure accepted the write but re-reading shows it did not take: ${again.detail}`);
       }
       if (next.needsPerson && !approved) {
-        await this.closeIntents(run, judgement, intents, 'partly-fixed', `NetGuard made ${applied.length} of the writes (${applied.join(' Then: ')}); the rest changes an existing Allow rule and waits for a person.`);
+        if (applied.length > 0) await this.closeIntents(run, judgement, intents, 'partly-fixed', `NetGuard made ${applied.length} of the writes (${applied.join(' Then: ')}); the rest changes an existing Allow rule and waits for a person.`);
         return this.requestApproval(run, control, again, next, 'the fix changes an existing Allow rule, which needs a person', {});
       }
       plan = next;
