@@ -24,6 +24,7 @@ export const CLAIM_LEASE_MS = 15 * 60_000;
  * claim is settled first and the redelivery proceeds, instead of being told to come back for 15
  * minutes. (Another instance still waits for the lease: it cannot tell a dead claim from a live one.)
  */
+const MAX_UNSETTLED_CLAIMS = 1000;
 const unsettledClaims = new WeakMap<StateStore, Map<string, { claim: EventClaim; outcome: 'retry' | 'done' }>>();
 
 function unsettledOf(store: StateStore): Map<string, { claim: EventClaim; outcome: 'retry' | 'done' }> {
@@ -177,7 +178,12 @@ export async function processEventBatch(batch: EventBatchInput, runtime: Runtime
       const settle = outcome === 'retry' ? store.releaseEvent(claim) : store.completeEvent(claim, clock());
       // A claim that could not be settled is settled when the event comes back to this process (see
       // unsettledClaims); elsewhere it expires after CLAIM_LEASE_MS. Nothing is lost either way.
-      await settle.catch(() => unsettledOf(store).set(w.event.id, { claim, outcome: outcome === 'retry' ? 'retry' : 'done' }));
+      await settle.catch(() => {
+        const unsettled = unsettledOf(store);
+        unsettled.set(w.event.id, { claim, outcome: outcome === 'retry' ? 'retry' : 'done' });
+        // Bounded: redeliveries that went to other instances never come to clear their entry here.
+        if (unsettled.size > MAX_UNSETTLED_CLAIMS) unsettled.delete(unsettled.keys().next().value as string);
+      });
     }
   }
 
