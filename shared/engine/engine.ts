@@ -272,17 +272,23 @@ export class Engine {
     let completion = run.completions.get(key);
     if (!completion) {
       completion = (async (): Promise<TargetOutcome | undefined> => {
-        run.openIntents ??= new OpenIntents(store, this.clock(), this.inFlight);
-        let held: Awaited<ReturnType<OpenIntents['take']>>;
+        run.openIntents ??= new OpenIntents(store, this.clock(), run.id, this.inFlight);
+        let found: Awaited<ReturnType<OpenIntents['take']>>;
         try {
-          held = await run.openIntents.take(judgement, observation);
+          found = await run.openIntents.take(judgement, observation);
         } catch (err) {
           // Unknown whether this "compliant" is NetGuard's own unrecorded fix: the run is retried.
           this.storageFailed(err);
           this.deps.warn?.(`Could not look for unfinished fixes of ${judgement.targetId}: ${describeError(err)}`);
           return undefined;
         }
-        if (!held.length) return undefined;
+        const { held, answered } = found;
+        if (!held.length) {
+          // An earlier delivery of this event fixed it and recorded the fix, but was answered with a
+          // retry (storage failed during it): the redelivery gives the same answer, announcing nothing twice.
+          if (answered) return { action: 'remediated', detail: `${judgement.detail} NetGuard fixed it: ${answered.detail ?? 'see the audit'} (an earlier delivery of this event, at ${answered.at}).` };
+          return undefined;
+        }
         const first = held[0];
         const last = held[held.length - 1];
         const steps = held.map((h) => h.change!.summary).join(' Then: ');
@@ -727,14 +733,23 @@ export class Engine {
   }): Promise<Finding> {
     const { control, clusterId, targetId } = fix.judgement;
     const finding: Finding = { control, resourceId: clusterId, targetId, status: 'drift', action: 'remediated', detail: fix.detail };
-    await Promise.all([
-      this.audit({ control, clusterId, targetId, event: 'remediated', before: fix.before, after: fix.change.after, actor: fix.actor ?? 'netguard (auto)', mode: fix.actor ? 'approve' : 'auto', detail: fix.steps, intent: fix.intent || undefined, runId: fix.runId }),
+    const [announced, counted] = await Promise.all([
       this.notify({ kind: 'remediated', finding, change: fix.change, changedBy: fix.changedBy, at: this.clock().toISOString() }),
-      this.deps.store?.recordRemediation(control, targetId, this.clock(), fix.changedBy).catch((err: unknown) => {
-        this.storageFailed(err);
-        this.deps.warn?.(`Could not record the fix of ${targetId} for the flap guard: ${describeError(err)}`);
-      }),
+      (this.deps.store?.recordRemediation(control, targetId, this.clock(), fix.changedBy) ?? Promise.resolve()).then(
+        () => true,
+        (err: unknown) => {
+          this.storageFailed(err);
+          this.deps.warn?.(`Could not record the fix of ${targetId} for the flap guard: ${describeError(err)}`);
+          return false;
+        },
+      ),
     ]);
+    // The remediated row completes the intent, so it is written last and only when the notice and the
+    // flap record are stored: a fix whose announcement was lost keeps an open intent, and the retry
+    // (redelivery, next sweep, the verify queue) announces it — at least once rather than never.
+    if (announced && counted) {
+      await this.audit({ control, clusterId, targetId, event: 'remediated', before: fix.before, after: fix.change.after, actor: fix.actor ?? 'netguard (auto)', mode: fix.actor ? 'approve' : 'auto', detail: fix.steps, intent: fix.intent || undefined, runId: fix.runId });
+    }
     return finding;
   }
 
@@ -825,13 +840,16 @@ export class Engine {
     }
   }
 
-  private async notify(notice: Notice): Promise<void> {
-    if (!this.deps.notices) return;
+  /** False when the notice could not be queued (a storage failure of the run). */
+  private async notify(notice: Notice): Promise<boolean> {
+    if (!this.deps.notices) return true;
     try {
       await this.deps.notices.enqueue(notice);
+      return true;
     } catch (err) {
       this.storageFailed(err);
       this.deps.warn?.(`Could not queue the ${notice.kind} notice: ${describeError(err)}`);
+      return false;
     }
   }
 

@@ -34,35 +34,45 @@ export function holdsChange(change: PlannedChange, observation: ClusterObservati
  * run's own are not open: their run records the outcome itself.
  */
 export class OpenIntents {
-  private loaded?: Promise<Map<string, AuditEntry[]>>;
+  private loaded?: Promise<{ open: Map<string, AuditEntry[]>; answered: Map<string, AuditEntry> }>;
 
   constructor(
     private readonly store: StateStore,
     private readonly now: Date,
+    /** The run's id: for an event, its event id(s), the same on every delivery. */
+    private readonly runId: string,
     private readonly inFlight: ReadonlySet<string>,
   ) {}
 
   /**
-   * The open intents for this judgement's control and target whose change the resource holds, oldest
-   * first; empty when there are none. Throws when storage cannot answer.
+   * For this judgement's control and target: the open intents whose change the resource holds, oldest
+   * first (`held`, empty when there are none), and the `remediated` row an earlier delivery of the same
+   * event wrote (`answered`): that delivery made and recorded the fix but was answered with a retry
+   * (storage failed elsewhere during it), and the redelivery owes Event Grid the same answer.
+   * Throws when storage cannot answer.
    */
-  async take(judgement: Pick<Judgement, 'control' | 'targetId'>, observation: ClusterObservation): Promise<AuditEntry[]> {
-    if (!this.store.openIntents) return [];
+  async take(judgement: Pick<Judgement, 'control' | 'targetId'>, observation: ClusterObservation): Promise<{ held: AuditEntry[]; answered?: AuditEntry }> {
+    if (!this.store.openIntents) return { held: [] };
     const key = `${judgement.control}|${idKey(judgement.targetId)}`;
-    this.loaded ??= this.store.openIntents(new Date(this.now.getTime() - OPEN_INTENT_WINDOW_MS)).then((rows) => {
-      const byKey = new Map<string, AuditEntry[]>();
+    this.loaded ??= this.store.openIntents(new Date(this.now.getTime() - OPEN_INTENT_WINDOW_MS), this.runId).then((rows) => {
+      const open = new Map<string, AuditEntry[]>();
+      const answered = new Map<string, AuditEntry>();
       for (const row of rows) {
-        if (!row.change || !row.intent || this.inFlight.has(row.intent)) continue;
         const k = `${row.control}|${idKey(row.targetId)}`;
-        byKey.set(k, [...(byKey.get(k) ?? []), row]);
+        if (row.event === 'remediated') {
+          if (row.runId === this.runId) answered.set(k, row);
+          continue;
+        }
+        if (!row.change || !row.intent || this.inFlight.has(row.intent)) continue;
+        open.set(k, [...(open.get(k) ?? []), row]);
       }
-      return byKey;
+      return { open, answered };
     });
     // A failed read is not cached: the caller treats it as a storage failure of this run.
     const all = await this.loaded.catch((err: unknown) => {
       this.loaded = undefined;
       throw err;
     });
-    return (all.get(key) ?? []).filter((row) => holdsChange(row.change!, observation));
+    return { held: (all.open.get(key) ?? []).filter((row) => holdsChange(row.change!, observation)), answered: all.answered.get(key) };
   }
 }

@@ -557,20 +557,21 @@ export class TableStateStore implements StateStore, TopologyCacheStore {
 
   // One range query over the day partitions since `since` (an audit day is one partition), read in
   // full because an outcome row can sit in a later day than its intent.
-  async openIntents(since: Date): Promise<AuditEntry[]> {
+  async openIntents(since: Date, runId?: string): Promise<AuditEntry[]> {
     const fromDay = since.toISOString().slice(0, 10);
     const rows = await this.listRows('audit', 'listEntities(open intents)', odata`PartitionKey ge ${fromDay}`);
     const completed = new Set<string>();
     const intents: Row[] = [];
     for (const row of rows) {
       const ids = str(row.intent);
+      if (runId !== undefined && row.event === 'remediated' && row.runId === runId) intents.push(row);
       if (!ids) continue;
       if (row.event === 'intent') intents.push(row);
       else for (const id of ids.split(',')) completed.add(id);
     }
     const sinceIso = since.toISOString();
     return intents
-      .filter((r) => !completed.has(String(r.intent)) && String(r.at) >= sinceIso)
+      .filter((r) => (r.event !== 'intent' || !completed.has(String(r.intent))) && String(r.at) >= sinceIso)
       .map(auditEntryFromRow)
       .sort((a, b) => a.at.localeCompare(b.at));
   }

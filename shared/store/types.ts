@@ -111,10 +111,11 @@ export interface StateStore {
   /**
    * Intent rows written at or after `since` that no other row names as completed (no remediated,
    * write-failed, update-started, … row carries their id): writes whose outcome was never recorded,
-   * e.g. because storage failed right after Azure applied them. Oldest first. Optional: a store
+   * e.g. because storage failed right after Azure applied them. With `runId`, also the `remediated`
+   * rows of that run since then (an event's earlier deliveries). Oldest first. Optional: a store
    * without it simply never finds one.
    */
-  openIntents?(since: Date): Promise<AuditEntry[]>;
+  openIntents?(since: Date, runId?: string): Promise<AuditEntry[]>;
 
   /** Automatic fixes of one finding, for the flap guard; newest first. */
   recordRemediation(control: ControlId, targetId: string, at: Date, changedBy?: string): Promise<void>;

@@ -128,3 +128,33 @@ test('sweep: the next sweep reports the fix whose records were lost as remediate
   expect(intents).toHaveLength(1);
   expect(rows.filter((r) => r.event === 'remediated').map((r) => r.intent)).toEqual(intents);
 }, 180_000);
+
+test('handle-event: the redelivery of an event whose earlier delivery fixed and recorded the drift but answered "retry" answers remediated again, announcing nothing twice', async () => {
+  const b = pick(fleet, 'b');
+  const nsgId = b.nsgIds[0];
+  const event = fleetEvent(OP.nsgWrite, nsgId);
+  const handle = async () => {
+    let stdout = '';
+    const code = await runCli(['handle-event', '-', '--json'], { stdout: (t) => (stdout += t), stderr: () => undefined, env: env(), readStdin: async () => JSON.stringify([event]) });
+    return { code, report: JSON.parse(stdout) as RunReport };
+  };
+  const first = await handle();
+  expect(first.code).toBe(0);
+  expect(first.report.summary.remediated).toBe(1);
+  // What a delivery answered with a retry leaves behind (a concurrent run's storage failure makes the
+  // whole delivery retried, though this fix's own rows were all stored): its claim given back.
+  const { TableClient } = await import('@azure/data-tables');
+  const { tableKey } = await import('../../shared/store/tables');
+  await TableClient.fromConnectionString(azurite.connectionString, 'netguardevents', { allowInsecureConnection: true }).deleteEntity('event', tableKey(event.id as string));
+  const putsBefore = rulePuts();
+
+  const again = await handle();
+  expect(again.code).toBe(0);
+  expect(again.report.findings.find((f) => f.control === 'node-ssh-deny' && f.targetId.toLowerCase() === nsgId.toLowerCase())).toMatchObject({ action: 'remediated' });
+  expect(rulePuts()).toBe(putsBefore);
+  expect((await auditOf(nsgId)).filter((r) => r.event === 'remediated')).toHaveLength(1);
+  const { QueueClient } = await import('@azure/storage-queue');
+  const queue = new QueueClient(azurite.connectionString, 'netguard-notices', { allowInsecureConnection: true } as object);
+  const notices = (await queue.peekMessages({ numberOfMessages: 32 })).peekedMessageItems.map((m) => String(m.messageText));
+  expect(notices.filter((t) => /remediated/.test(t.startsWith('{') ? t : Buffer.from(t, 'base64').toString('utf8')))).toHaveLength(1);
+}, 120_000);
