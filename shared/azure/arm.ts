@@ -707,7 +707,7 @@ function retryingPolicy(retry: Required<ArmRetryOptions>, timeoutMs: number): Pi
 // ---- comparing what was written with what is there -----------------------------------------
 
 /** A rule's properties as read hold the properties as written (Azure may drop empty lists, vary case). */
-function holdsWritten(written: Record<string, unknown>, read: Record<string, unknown> | undefined): boolean {
+export function holdsWritten(written: Record<string, unknown>, read: Record<string, unknown> | undefined): boolean {
   if (!read) return false;
   // Azure took the write and then failed to apply it: not a fix.
   if (/^(failed|canceled|cancelled)$/i.test(String(read.provisioningState ?? ''))) return false;
@@ -723,7 +723,7 @@ function isEmptyValue(v: unknown): boolean {
 }
 
 /** Equal as ARM values: strings without regard to case, lists as sets, absent = empty. */
-function sameWireValue(a: unknown, b: unknown): boolean {
+export function sameWireValue(a: unknown, b: unknown): boolean {
   if (isEmptyValue(a) || isEmptyValue(b)) return isEmptyValue(a) && isEmptyValue(b);
   if (typeof a === 'string' && typeof b === 'string') return a.toLowerCase() === b.toLowerCase();
   if (Array.isArray(a) && Array.isArray(b)) {
@@ -749,7 +749,7 @@ function canonical(v: unknown): unknown {
   return v;
 }
 
-function getPath(value: unknown, path: string[]): unknown {
+export function getPath(value: unknown, path: string[]): unknown {
   let node = value;
   for (const key of path) node = node === null || node === undefined ? undefined : (node as Record<string, unknown>)[key];
   return node;

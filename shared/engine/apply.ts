@@ -26,11 +26,29 @@ export async function remediate(
   first: PlannedChange,
   approved = false,
 ): Promise<TargetOutcome> {
+  const intents: string[] = [];
+  try {
+    return await remediateSteps(ctx, run, control, judgement, observation, first, approved, intents);
+  } finally {
+    // Outcome recorded (or lost): from now on a later run may find these intents open (openIntents.ts).
+    for (const id of intents) ctx.inFlight.delete(id);
+  }
+}
+
+async function remediateSteps(
+  ctx: EngineContext,
+  run: Run,
+  control: Control,
+  judgement: Judgement,
+  observation: ClusterObservation,
+  first: PlannedChange,
+  approved: boolean,
+  intents: string[],
+): Promise<TargetOutcome> {
   let plan: PlannedChange = first;
   let current = judgement;
   let conflicts = 0;
   const applied: string[] = [];
-  const intents: string[] = [];
   for (let step = 0; step < MAX_FIX_STEPS + MAX_CONFLICT_ROUNDS; step++) {
     let readBack: ClusterObservation | undefined;
     // No write without a record (throws, and nothing is written, when storage cannot take it).
@@ -67,6 +85,8 @@ export async function remediate(
       applied.push(plan.summary);
     } catch (err) {
       if (isConflict(err)) {
+        // The write was refused (the resource changed since it was read): it is not in place.
+        if (intent) await ctx.closeIntents(run, current, [intent], 'write-conflict', `The write was refused as a conflict (the resource changed since NetGuard read it): ${plan.summary}`);
         if (++conflicts > MAX_CONFLICT_ROUNDS) throw new ConcurrencyError(`${judgement.targetId} kept changing under NetGuard (conflict ${conflicts} times).`);
       } else {
         await ctx.audit({ control: control.id, clusterId: judgement.clusterId, targetId: judgement.targetId, event: err instanceof WriteRefusedError ? 'write-refused' : 'write-failed', before: plan.before, after: plan.after, actor: 'netguard (auto)', detail: describeError(err), intent, runId: run.id });
@@ -79,12 +99,16 @@ export async function remediate(
     if (!again || again.compliant) {
       if (applied.length === 0) return { action: 'none', status: 'compliant', detail: `${judgement.detail} It was repaired by someone else before NetGuard's write.` };
       const detail = `${judgement.detail} NetGuard fixed it: ${applied.join(' Then: ')}`;
-      // Written while the run records its findings (one wait on storage, not two); never throws.
-      run.after.push(announceFix(ctx, { judgement, detail, before: first.before, change: plan, steps: applied.join(' Then: '), actor: run.actor, changedBy: run.changedBy, intent: intents.join(','), runId: run.id }));
+      // Awaited here, while the intents are still in flight: a concurrent run must not take them for open.
+      await announceFix(ctx, { judgement, detail, before: first.before, change: plan, steps: applied.join(' Then: '), actor: run.actor, changedBy: run.changedBy, intent: intents.join(','), runId: run.id });
       return { action: 'remediated', detail };
     }
     const next = control.plan(again, refreshed);
-    if (next.kind === 'none') throw new VerificationError(`the write did not make it compliant: ${again.detail} ${next.reason}`);
+    if (next.kind === 'none') {
+      // (Intents refused as conflicts were closed already; only writes that took are left.)
+      if (applied.length > 0) await ctx.closeIntents(run, judgement, intents, 'verify-failed', `The writes did not make it compliant: ${again.detail}`);
+      throw new VerificationError(`the write did not make it compliant: ${again.detail} ${next.reason}`);
+    }
     const writable = writablePart(next, approved);
     if (applied.length > 0 && writable && sameChange(writable, plan)) {
       await ctx.audit({ control: control.id, clusterId: judgement.clusterId, targetId: judgement.targetId, event: 'verify-failed', after: plan.after, actor: 'netguard (auto)', detail: again.detail, intent: intents.join(','), runId: run.id });
@@ -124,13 +148,22 @@ export async function announceFix(
 ): Promise<Finding> {
   const { control, clusterId, targetId } = fix.judgement;
   const finding: Finding = { control, resourceId: clusterId, targetId, status: 'drift', action: 'remediated', detail: fix.detail };
-  await Promise.all([
-    ctx.audit({ control, clusterId, targetId, event: 'remediated', before: fix.before, after: fix.change.after, actor: fix.actor ?? 'netguard (auto)', mode: fix.actor ? 'approve' : 'auto', detail: fix.steps, intent: fix.intent || undefined, runId: fix.runId }),
+  const [announced, counted] = await Promise.all([
     ctx.notify({ kind: 'remediated', finding, change: fix.change, changedBy: fix.changedBy, at: ctx.clock().toISOString() }),
-    ctx.deps.store?.recordRemediation(control, targetId, ctx.clock(), fix.changedBy).catch((err: unknown) => {
-      ctx.storageFailed(err);
-      ctx.deps.warn?.(`Could not record the fix of ${targetId} for the flap guard: ${describeError(err)}`);
-    }),
+    (ctx.deps.store?.recordRemediation(control, targetId, ctx.clock(), fix.changedBy) ?? Promise.resolve()).then(
+      () => true,
+      (err: unknown) => {
+        ctx.storageFailed(err);
+        ctx.deps.warn?.(`Could not record the fix of ${targetId} for the flap guard: ${describeError(err)}`);
+        return false;
+      },
+    ),
   ]);
+  // The remediated row completes the intent, so it is written last and only when the notice and the
+  // flap record are stored: a fix whose announcement was lost keeps an open intent, and the retry
+  // (redelivery, next sweep, the verify queue) announces it — at least once rather than never.
+  if (announced && counted) {
+    await ctx.audit({ control, clusterId, targetId, event: 'remediated', before: fix.before, after: fix.change.after, actor: fix.actor ?? 'netguard (auto)', mode: fix.actor ? 'approve' : 'auto', detail: fix.steps, intent: fix.intent || undefined, runId: fix.runId });
+  }
   return finding;
 }

@@ -105,7 +105,6 @@ export async function executeApproval(ctx: EngineContext, approval: ApprovalReco
     if (!writable) return { result: 'left-to-person', detail: `Nothing was changed: NetGuard does not write where only a person may make the change, approved or not. ${plan.summary}` };
     try {
       const outcome = await remediate(ctx, run, control, judgement, observation, writable, true);
-      await Promise.all(run.after.splice(0));
       if (outcome.rest) {
         const fixed = outcome.rest.fixed ? `NetGuard fixed ${lowerFirst(outcome.rest.fixed)} ` : '';
         return { result: outcome.rest.fixed ? 'applied' : 'failed', detail: `${fixed}Still for a person (${outcome.rest.reason}): ${outcome.rest.plan.summary}` };

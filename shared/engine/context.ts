@@ -17,6 +17,7 @@ import { StorageUnavailableError, type KnownFindings, type StateStore } from '..
 import { recordFindings } from '../telemetry';
 import type { ControlId, Finding, FindingAction, FindingStatus, Mode } from '../types';
 import type { DeferredUpdateSink } from './deferred';
+import type { OpenIntents } from './openIntents';
 
 export interface EngineDeps {
   arm: ArmGateway;
@@ -90,8 +91,10 @@ export class Run {
   /** First retryable failure of the run (events are redelivered for it). */
   retryable?: Error;
   readonly outcomes = new Map<string, Promise<TargetOutcome>>();
-  /** Records of verified fixes (audit, notice, flap count) being written; awaited with the run's findings. */
-  readonly after: Array<Promise<unknown>> = [];
+  /** Earlier runs' intents without an outcome, read once per run (see openIntents.ts). */
+  openIntents?: OpenIntents;
+  /** Per control and target: the completion of such intents (two clusters can share one NSG). */
+  readonly completions = new Map<string, Promise<TargetOutcome | undefined>>();
   /** Flap histories read ahead (see prefetch.ts), by control|target. */
   readonly flapHistory = new Map<string, Promise<Array<{ at: string; changedBy?: string }>>>();
   readonly findings: Finding[] = [];
@@ -124,6 +127,8 @@ export class EngineContext {
    */
   private storageFailures = 0;
   private lastStorageFailure?: Error;
+  /** Intents this engine's runs are still carrying out: not "open" to a concurrent run. */
+  readonly inFlight = new Set<string>();
 
   constructor(readonly deps: EngineDeps) {
     this.clock = deps.clock ?? (() => new Date());
@@ -170,12 +175,20 @@ export class EngineContext {
         detail: plan.summary,
         intent,
         runId: run.id,
+        change: plan,
       });
     } catch (err) {
       this.storageFailed(err);
       throw new StorageUnavailableError(`Storage was unavailable, so NetGuard made no change (it writes nothing it cannot record): ${describeError(err)}`, { cause: err });
     }
+    this.inFlight.add(intent);
     return intent;
+  }
+
+  /** An outcome row for intents whose write did not (fully) happen, so no later run takes them for its own. */
+  async closeIntents(run: Run, judgement: Judgement, intents: string[], event: string, detail: string): Promise<void> {
+    if (!intents.length) return;
+    await this.audit({ control: judgement.control, clusterId: judgement.clusterId, targetId: judgement.targetId, event, actor: run.actor ?? 'netguard (auto)', detail, intent: intents.join(','), runId: run.id });
   }
 
   /** Keeps the cluster ↔ subnet ↔ NSG topology for the event path (a failure only costs later reads). */
@@ -199,13 +212,16 @@ export class EngineContext {
     }
   }
 
-  async notify(notice: Notice): Promise<void> {
-    if (!this.deps.notices) return;
+  /** False when the notice could not be queued (a storage failure of the run). */
+  async notify(notice: Notice): Promise<boolean> {
+    if (!this.deps.notices) return true;
     try {
       await this.deps.notices.enqueue(notice);
+      return true;
     } catch (err) {
       this.storageFailed(err);
       this.deps.warn?.(`Could not queue the ${notice.kind} notice: ${describeError(err)}`);
+      return false;
     }
   }
 

@@ -16,6 +16,7 @@ import { writablePart, writesOf, personReason as personReasonOf } from './change
 import { lowerFirst, type EngineContext, type RunOptions, type Run, type TargetOutcome } from './context';
 import { resolveMode } from './modes';
 import { observeCluster } from './observeCluster';
+import { completeOpenIntents } from './openIntents';
 import { flapKey } from './prefetch';
 
 /** Judges the given controls on each cluster, acting on drift, and records the findings. */
@@ -44,7 +45,7 @@ export async function judgeClusters(
       run.closeKube(cluster);
     }
   }
-  await Promise.all([ctx.record(judged, known), ...run.after.splice(0)]);
+  await ctx.record(judged, known);
 }
 
 /** Up to this many clusters judged at once (an event), their stored findings are read ahead. */
@@ -94,6 +95,12 @@ async function judgeControl(ctx: EngineContext, run: Run, control: Control, obse
       continue;
     }
     if (judgement.compliant) {
+      // Compliant because of NetGuard's own earlier write whose outcome was lost? Then it is that fix.
+      const completed = await completeOpenIntents(ctx, run, judgement, observation);
+      if (completed) {
+        out.push({ ...base, status: 'drift', action: completed.action, detail: `${completed.detail}${notes}` });
+        continue;
+      }
       await saveBaseline(ctx, control, observation.cluster);
       out.push({ ...base, status: 'compliant', action: 'none', detail: `${judgement.detail}${notes}` });
       continue;

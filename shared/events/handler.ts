@@ -3,7 +3,7 @@
 import { classifyError, describeError } from '../azure/errors';
 import { idKey } from '../azure/ids';
 import type { Runtime } from '../runtime';
-import { StorageUnavailableError, type EventClaim } from '../store/types';
+import { StorageUnavailableError, type EventClaim, type StateStore } from '../store/types';
 import { summarize, type Finding, type Mode, type RunReport } from '../types';
 import type { EventProblem, NetGuardEvent, SubscriptionValidation } from './parse';
 import { routeEvent, type ReconcileRoute } from './route';
@@ -16,6 +16,22 @@ export const DUPLICATE_WINDOW_MS = 24 * 3600_000;
  * instance crashed), and Event Grid's later redeliveries (30 min, 1 h, …) take it over.
  */
 export const CLAIM_LEASE_MS = 15 * 60_000;
+
+/**
+ * Claims this process took and could not settle afterwards (storage failed while completing or
+ * releasing them), per store and event id. Such a claim looks "still processing" to everyone until
+ * its lease ends, but this process knows its delivery is over: when the event comes back here, the
+ * claim is settled first and the redelivery proceeds, instead of being told to come back for 15
+ * minutes. (Another instance still waits for the lease: it cannot tell a dead claim from a live one.)
+ */
+const MAX_UNSETTLED_CLAIMS = 1000;
+const unsettledClaims = new WeakMap<StateStore, Map<string, { claim: EventClaim; outcome: 'retry' | 'done' }>>();
+
+function unsettledOf(store: StateStore): Map<string, { claim: EventClaim; outcome: 'retry' | 'done' }> {
+  let m = unsettledClaims.get(store);
+  if (!m) unsettledClaims.set(store, (m = new Map()));
+  return m;
+}
 
 /** One structured log line per event, for an operator to follow. */
 export interface EventLogLine {
@@ -92,6 +108,12 @@ export async function processEventBatch(batch: EventBatchInput, runtime: Runtime
       }
       let claim: EventClaim | 'done' | 'processing';
       try {
+        const leftover = unsettledOf(store).get(w.event.id);
+        if (leftover) {
+          // Conditional on the claim's ETag: a claim taken over meanwhile is left alone (412/404).
+          await (leftover.outcome === 'retry' ? store.releaseEvent(leftover.claim) : store.completeEvent(leftover.claim, clock()));
+          unsettledOf(store).delete(w.event.id);
+        }
         claim = await store.claimEvent(w.event.id, clock(), window);
       } catch (err) {
         const reason = `Storage is unavailable, so the event was not processed (it is retried): ${describeError(err)}`;
@@ -154,9 +176,14 @@ export async function processEventBatch(batch: EventBatchInput, runtime: Runtime
       if (!store || !claim) continue;
       // A retryable failure gives the id back so the redelivery is processed; anything else is done.
       const settle = outcome === 'retry' ? store.releaseEvent(claim) : store.completeEvent(claim, clock());
-      // A claim that could not be settled expires after CLAIM_LEASE_MS: until then redeliveries are
-      // asked to come back, afterwards one takes it over. Nothing is lost either way.
-      await settle.catch(() => undefined);
+      // A claim that could not be settled is settled when the event comes back to this process (see
+      // unsettledClaims); elsewhere it expires after CLAIM_LEASE_MS. Nothing is lost either way.
+      await settle.catch(() => {
+        const unsettled = unsettledOf(store);
+        unsettled.set(w.event.id, { claim, outcome: outcome === 'retry' ? 'retry' : 'done' });
+        // Bounded: redeliveries that went to other instances never come to clear their entry here.
+        if (unsettled.size > MAX_UNSETTLED_CLAIMS) unsettled.delete(unsettled.keys().next().value as string);
+      });
     }
   }
 

@@ -173,6 +173,8 @@ export const auditEntrySchema: z.ZodType<AuditEntry, z.ZodTypeDef, unknown> = z
     detail: z.string().optional(),
     intent: z.string().optional(),
     runId: z.string().optional(),
+    /** On an intent row: the whole planned change, so a later run can tell its own unrecorded fix. */
+    change: plannedChangeSchema.optional(),
   })
   .passthrough();
 

@@ -588,8 +588,30 @@ export class TableStateStore implements StateStore, TopologyCacheStore {
       runId: entry.runId,
       ...jsonProperties('before', entry.before),
       ...jsonProperties('after', entry.after),
+      ...jsonProperties('change', entry.change),
     });
     await this.call('audit', 'createEntity(audit)', (c) => c.createEntity(entity));
+  }
+
+  // One range query over the day partitions since `since` (an audit day is one partition), read in
+  // full because an outcome row can sit in a later day than its intent.
+  async openIntents(since: Date, runId?: string): Promise<AuditEntry[]> {
+    const fromDay = since.toISOString().slice(0, 10);
+    const rows = await this.listRows('audit', 'listEntities(open intents)', odata`PartitionKey ge ${fromDay}`);
+    const completed = new Set<string>();
+    const intents: Row[] = [];
+    for (const row of rows) {
+      const ids = str(row.intent);
+      if (runId !== undefined && row.event === 'remediated' && row.runId === runId) intents.push(row);
+      if (!ids) continue;
+      if (row.event === 'intent') intents.push(row);
+      else for (const id of ids.split(',')) completed.add(id);
+    }
+    const sinceIso = since.toISOString();
+    return intents
+      .filter((r) => (r.event !== 'intent' || !completed.has(String(r.intent))) && String(r.at) >= sinceIso)
+      .map(auditEntryFromRow)
+      .sort((a, b) => a.at.localeCompare(b.at));
   }
 
   /** Every audit entry, newest first. */
@@ -601,27 +623,30 @@ export class TableStateStore implements StateStore, TopologyCacheStore {
         ? compare(a.rowKey ?? '', b.rowKey ?? '')
         : compare(b.partitionKey ?? '', a.partitionKey ?? ''),
     );
-    return rows.map((row) =>
-      parseStored(
-        auditEntrySchema,
-        defined({
-          at: row.at,
-          control: row.control,
-          clusterId: row.clusterId,
-          targetId: row.targetId,
-          event: row.event,
-          mode: row.mode,
-          before: readJson(row, 'before'),
-          after: readJson(row, 'after'),
-          actor: row.actor,
-          detail: row.detail,
-          intent: row.intent,
-          runId: row.runId,
-        }),
-        unreadable('audit', row),
-      ),
-    );
+    return rows.map(auditEntryFromRow);
   }
+}
+
+function auditEntryFromRow(row: Row): AuditEntry {
+  return parseStored(
+    auditEntrySchema,
+    defined({
+      at: row.at,
+      control: row.control,
+      clusterId: row.clusterId,
+      targetId: row.targetId,
+      event: row.event,
+      mode: row.mode,
+      before: readJson(row, 'before'),
+      after: readJson(row, 'after'),
+      actor: row.actor,
+      detail: row.detail,
+      intent: row.intent,
+      runId: row.runId,
+      change: readJson(row, 'change'),
+    }),
+    unreadable('audit', row),
+  );
 }
 
 const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

@@ -48,6 +48,11 @@ export interface AuditEntry {
   intent?: string;
   /** The run (sweep, event delivery, approval) the write belongs to; for an event, its event id(s). */
   runId?: string;
+  /**
+   * On an `intent` row: the whole planned change (where it writes, not only `after`), so a later run
+   * can tell whether the resource holds what this intent wrote (see openIntents).
+   */
+  change?: PlannedChange;
 }
 
 /**
@@ -113,6 +118,15 @@ export interface StateStore {
   completeEvent(claim: EventClaim, at: Date): Promise<void>;
   /** Processing failed in a way a redelivery can fix: gives the id back so the redelivery is processed. */
   releaseEvent(claim: EventClaim): Promise<void>;
+
+  /**
+   * Intent rows written at or after `since` that no other row names as completed (no remediated,
+   * write-failed, update-started, … row carries their id): writes whose outcome was never recorded,
+   * e.g. because storage failed right after Azure applied them. With `runId`, also the `remediated`
+   * rows of that run since then (an event's earlier deliveries). Oldest first. Optional: a store
+   * without it simply never finds one.
+   */
+  openIntents?(since: Date, runId?: string): Promise<AuditEntry[]>;
 
   /** Automatic fixes of one finding, for the flap guard; newest first. */
   recordRemediation(control: ControlId, targetId: string, at: Date, changedBy?: string): Promise<void>;

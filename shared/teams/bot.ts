@@ -65,6 +65,11 @@ function tenantOf(activity: TurnContext['activity']): string | undefined {
   return fromConversation ?? fromChannelData;
 }
 
+/** An Adaptive Card Action.Execute click (an invoke the bot must answer, even with a refusal). */
+function isCardAction(activity: TurnContext['activity']): boolean {
+  return activity.type === ActivityTypes.Invoke && activity.name === ACTION_INVOKE_NAME;
+}
+
 /**
  * Who acted. `localEmulator`: the bot runs without authentication on loopback (`serve` without
  * MicrosoftAppId), where the Bot Framework Emulator sends no Entra object id; its user id then stands
@@ -123,7 +128,6 @@ export class NetGuardBot {
     this.app.conversationUpdate('membersAdded', async (context) => {
       const botId = context.activity.recipient?.id;
       if (!context.activity.membersAdded?.some((m) => m.id === botId)) return;
-      if (await this.refusedForeignTenant(context)) return;
       await this.subscribeHere(context);
       await context.sendActivity(`NetGuard will post approval requests, fix notices and the daily digest here. ${HELP_TEXT}`);
     });
@@ -132,7 +136,6 @@ export class NetGuardBot {
       await context.sendActivity(was ? 'Unsubscribed: NetGuard no longer posts here.' : 'This conversation was not subscribed.');
     });
     this.app.message(/^\s*subscribe\s*$/i, async (context) => {
-      if (await this.refusedForeignTenant(context)) return;
       const fresh = await this.subscribeHere(context);
       await context.sendActivity(
         fresh
@@ -141,7 +144,6 @@ export class NetGuardBot {
       );
     });
     this.app.message(/^\s*status\s*$/i, async (context) => {
-      if (await this.refusedForeignTenant(context)) return;
       await context.sendActivity(await this.statusText());
     });
     this.app.activity(ActivityTypes.Message, async (context) => {
@@ -168,10 +170,24 @@ export class NetGuardBot {
       { body: request.body as Record<string, unknown> | undefined, headers: request.headers, method: request.method },
       response,
       async (context) => {
+        // With MicrosoftAppTenantId set, NetGuard talks only to its own tenant: an activity from any
+        // other tenant (a subscribe, a message, a card click) changes nothing and gets no reply. A
+        // card click from elsewhere still gets the refusal shown to the clicker (onAction), so the
+        // person learns why nothing happened; anything else is dropped here, before any handler runs.
+        if (this.foreignTenant(context.activity) && !isCardAction(context.activity)) {
+          this.deps.log?.(`Refused a ${context.activity.type ?? 'unknown'} activity from tenant ${tenantOf(context.activity) ?? '(none)'}: NetGuard accepts only its own tenant (MicrosoftAppTenantId).`);
+          return;
+        }
         await this.app.run(context);
       },
     );
     return response.result();
+  }
+
+  /** True when MicrosoftAppTenantId is set and the activity names another tenant, or none. */
+  private foreignTenant(activity: TurnContext['activity']): boolean {
+    const wantTenant = this.deps.settings.bot.tenantId?.toLowerCase();
+    return !!wantTenant && tenantOf(activity)?.toLowerCase() !== wantTenant;
   }
 
   private executor(): Promise<ApprovalExecutor> {
@@ -189,14 +205,6 @@ export class NetGuardBot {
     return !!this.deps.allowUnauthenticatedLoopback && !this.deps.settings.bot.appId;
   }
 
-  private async refusedForeignTenant(context: TurnContext): Promise<boolean> {
-    const wantTenant = this.deps.settings.bot.tenantId?.toLowerCase();
-    const tenant = tenantOf(context.activity)?.toLowerCase();
-    if (!wantTenant || tenant === wantTenant) return false;
-    this.deps.log?.(`Refused a ${context.activity.type} from tenant ${tenant ?? '(unknown)'}: NetGuard serves only its own tenant.`);
-    await context.sendActivity('NetGuard serves only the tenant it belongs to; nothing was stored.');
-    return true;
-  }
 
   private async subscribeHere(context: TurnContext): Promise<boolean> {
     const activity = context.activity;

@@ -43,6 +43,26 @@ test('"subscribe" in a channel thread stores the channel (not the thread) and co
   expect(replyTexts(h)[1]).toMatch(/Already subscribed/);
 });
 
+test('with MicrosoftAppTenantId set, a subscribe (or the bot being added) from another tenant stores nothing and gets no reply', async () => {
+  const stranger = 'http://127.0.0.1:9/stranger/';
+  const foreign = '11111111-2222-4333-8444-555555555555';
+  const message = channelMessage(h, 'subscribe', '19:stranger@thread.tacv2');
+  message.serviceUrl = stranger;
+  message.conversation.tenantId = foreign;
+  message.channelData.tenant.id = foreign;
+  await h.post(message);
+  const added = fixture('msteams-docs_conversationUpdate_teamMemberAdded_bot-added-to-team.json');
+  added.serviceUrl = h.connector.serviceUrl;
+  added.conversation.tenantId = foreign;
+  added.channelData.tenant.id = foreign;
+  await h.post(added);
+  expect(await h.tables.listChannels()).toEqual([]);
+  expect(h.connector.posted()).toEqual([]);
+  // The same subscribe from NetGuard's own tenant still works.
+  await h.post(channelMessage(h, 'subscribe'));
+  expect((await h.tables.listChannels()).map((c) => c.reference.serviceUrl)).toEqual([h.connector.serviceUrl]);
+});
+
 test('the bot added to a team subscribes the channel and says hello; another member being added does not', async () => {
   const added = fixture('msteams-docs_conversationUpdate_teamMemberAdded_bot-added-to-team.json');
   added.serviceUrl = h.connector.serviceUrl;
