@@ -3,11 +3,10 @@
 // at once with hostile input; approvals and forged card actions with the connector down), and every
 // bad count must be 0.
 //
-// Expectation (issue 9): on the code before the issue-9 fixes this test FAILS, and that is its job —
-// its failure message lists what was seen (a widening write from the broadened-deny repair, hung
-// runs from stalled ARM requests, out-of-scope calls, abuse accepted by serve and handle-event,
-// fixes without a `remediated` report or audit row). It turns green once those fixes are merged.
-// Do not loosen it: the counts are the safety invariants of ../shared/DESIGN.md.
+// Every bad count is a safety invariant of ../shared/DESIGN.md; do not loosen the expectation. On the
+// code before issue 9's fixes it failed with the list of what was seen (a widening write from the
+// broadened-deny repair, hung runs from stalled ARM requests, out-of-scope calls, abuse accepted by
+// serve and handle-event, fixes without a `remediated` report or audit row).
 import fs from 'node:fs';
 import { BAD_COUNTS, runSeed, type ScenarioResult } from './scenarios';
 import { bundleCli } from './world';
@@ -28,7 +27,7 @@ afterAll(() => {
   if (cli) fs.rmSync(cli, { force: true });
 });
 
-test.each(['sweep', 'events', 'approvals'])(`seed ${SEED}, %s: every bad count is 0 (red until the issue-9 fixes are merged)`, (scenario) => {
+test.each(['sweep', 'events', 'approvals'])(`seed ${SEED}, %s: every bad count is 0`, (scenario) => {
   const r = results.find((x) => x.scenario === scenario);
   expect(r).toBeDefined();
   const bad = Object.fromEntries(BAD_COUNTS.map((k) => [k, r!.counts[k]]));
