@@ -12,6 +12,7 @@ import type { RunReport } from '../../shared/types';
 import { useCliRig } from '../helpers/cliRig';
 import { freshStore } from '../helpers/sandboxEnv';
 import { fleetEvent, netGuardRulesIn, OP, pick, ruleIdOf, runtimeFor } from '../functions/eventRig';
+import { waitUntil } from '../helpers/waitUntil';
 
 const rig = useCliRig('edges');
 let sandbox: ArmSandbox;
@@ -299,7 +300,7 @@ test('`aks-netguard serve` without MicrosoftAppId: the Emulator-style loopback b
     untilInterrupted: () => interrupted,
   });
   try {
-    for (let i = 0; i < 500 && !/serving on/.test(stdout); i++) await new Promise((r) => setTimeout(r, 10));
+    await waitUntil(() => /serving on/.test(stdout));
     const url = /serving on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)![1];
     const channel = `19:${randomUUID().replace(/-/g, '')}@thread.tacv2`;
     const activity = fixture('teams.net_message_channel_mention.json');
@@ -338,7 +339,7 @@ test('`aks-netguard serve` settles who may talk to the bot before building it: n
       untilInterrupted: () => interrupted,
     });
     try {
-      for (let i = 0; i < 500 && !/serving on/.test(stdout); i++) await new Promise((r) => setTimeout(r, 10));
+      await waitUntil(() => /serving on/.test(stdout));
       const url = /serving on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)![1];
       const res = await fetch(`${url}/api/messages`, {
         method: 'POST',

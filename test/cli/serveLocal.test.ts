@@ -4,7 +4,7 @@
 // same storage. The sweep's approval card must reach the channel through serve's own queue functions;
 // an approver's click applies the fix in the sandbox and the fix notice follows. The timer runs on
 // demand through the admin endpoint and its digest reaches the channel too.
-import { spawn, execFile, execFileSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ArmManagedCluster } from '../../shared/azure/armTypes';
@@ -14,6 +14,7 @@ import type { ApprovalActionData } from '../../shared/teams/cards';
 import { useAzurite } from '../helpers/azurite';
 import { startSandbox } from '../helpers/sandboxEnv';
 import { ConnectorStandIn, type ConnectorCall } from '../teams/connectorStandIn';
+import { BIN, ROOT, startServe, waitFor, type Served } from '../helpers/serveRig';
 
 // Entra object ids and the tenant of Microsoft's published Teams samples (test/fixtures/teams).
 const APPROVER = 'c5e99701-2a32-49c1-a660-4629ceeb8c61';
@@ -21,8 +22,6 @@ const NOT_AN_APPROVER = 'eddfa9d4-346e-4cce-a18f-fa6261ad776b';
 const TENANT = 'b28fdbfd-2b78-4f93-b0f8-8881793f0f8f';
 const fixture = (name: string): Record<string, any> => JSON.parse(readFileSync(path.join(__dirname, '..', 'fixtures', 'teams', name), 'utf8'));
 
-const ROOT = path.resolve(__dirname, '../..');
-const BIN = path.join(ROOT, 'bin', 'aks-netguard.js');
 const CHANNEL = '19:0b7f32667e064dd9b25d7969801541f4@thread.tacv2';
 
 const azurite = useAzurite();
@@ -62,36 +61,6 @@ function env(): Record<string, string> {
   };
 }
 
-interface Served {
-  url: string;
-  output(): string;
-  /** Ctrl-C; resolves with the exit code once the process has ended by itself. */
-  stop(): Promise<number | null>;
-}
-
-/** `aks-netguard serve --port 0` as a child process; resolves once it says where it listens. */
-function startServe(environment: Record<string, string>): Promise<Served> {
-  const child: ChildProcessWithoutNullStreams = spawn(process.execPath, [BIN, 'serve', '--port', '0'], { cwd: ROOT, env: environment });
-  let stdout = '';
-  let stderr = '';
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  let stopped: Promise<number | null> | undefined;
-  const served = (url: string): Served => ({
-    url,
-    output: () => `${stdout}${stderr}`,
-    stop: () => (stopped ??= (child.exitCode === null && child.kill('SIGINT'), exited)),
-  });
-  return new Promise((resolve, reject) => {
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-      const url = /serving on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)?.[1];
-      if (url) resolve(served(url));
-    });
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    void exited.then((code) => reject(new Error(`serve exited (${code}) before listening: ${stdout}${stderr}`)));
-  });
-}
-
 function runCli(args: string[], environment: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(process.execPath, [BIN, ...args], { cwd: ROOT, env: environment }, (err, stdout, stderr) => {
@@ -100,15 +69,6 @@ function runCli(args: string[], environment: Record<string, string>): Promise<{ 
   });
 }
 
-/** Polls until `find` returns something; fails (with serve's output) if serve dies meanwhile. */
-async function waitFor<T>(what: string, find: () => T | undefined): Promise<T> {
-  for (;;) {
-    const found = find();
-    if (found !== undefined) return found;
-    if (/Stopped\.|aks-netguard: /.test(serve.output())) throw new Error(`serve stopped while waiting for ${what}:\n${serve.output()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 async function postActivity(activity: Record<string, unknown>): Promise<{ status: number; body: any }> {
   const res = await fetch(`${serve.url}/api/messages`, { method: 'POST', body: JSON.stringify(activity), headers: { 'content-type': 'application/json' } });
@@ -159,7 +119,7 @@ test('a local sweep\'s approval card reaches the channel through serve; an appro
   );
 
   // Nothing but serve takes the card off the notice queue and posts it.
-  const approvalCard = await waitFor('the approval card', () =>
+  const approvalCard = await waitFor(serve, 'the approval card', () =>
     connector.posted().find((c) => c.conversationId === CHANNEL && /Approval needed/.test(titleOf(c)) && factsOf(c).Control === 'http-application-routing' && factsOf(c).Cluster === clusterName),
   );
   expect(sandbox.get<ArmManagedCluster>(e.clusterId)!.properties.addonProfiles!.httpApplicationRouting.enabled).toBe(true);
@@ -176,7 +136,7 @@ test('a local sweep\'s approval card reaches the channel through serve; an appro
   expect(JSON.stringify(approved.body.value)).toMatch(/Approved by .*: done/);
   expect(sandbox.get<ArmManagedCluster>(e.clusterId)!.properties.addonProfiles!.httpApplicationRouting.enabled).toBe(false);
 
-  const notice = await waitFor('the fix notice', () =>
+  const notice = await waitFor(serve, 'the fix notice', () =>
     connector.posted().find((c) => c.conversationId === CHANNEL && /fixed drift/.test(titleOf(c)) && /http-application-routing/.test(titleOf(c)) && factsOf(c).Cluster === clusterName),
   );
   expect(JSON.stringify(cardOf(notice))).toMatch(/httpApplicationRouting\.enabled: true → false/);
@@ -190,7 +150,7 @@ test('the timer on demand: POST /admin/functions/dailySweep fans out through ser
   expect((await postActivity(installInChannel())).status).toBe(200);
   const res = await fetch(`${serve.url}/admin/functions/dailySweep`, { method: 'POST', body: JSON.stringify({ input: '' }), headers: { 'content-type': 'application/json' } });
   expect(res.status).toBe(202);
-  const digest = await waitFor('the digest', () => connector.posted().find((c) => c.conversationId === CHANNEL && /daily digest/.test(titleOf(c))));
+  const digest = await waitFor(serve, 'the digest', () => connector.posted().find((c) => c.conversationId === CHANNEL && /daily digest/.test(titleOf(c))));
   expect(JSON.stringify(cardOf(digest))).toContain(String(fleet.clusters.length));
   expect(sandbox.countRequests({ method: 'GET', path: new RegExp(`^/subscriptions/${fleet.subscriptionId}/providers/Microsoft\\.ContainerService/managedClusters$`, 'i') })).toBeGreaterThan(0);
 

@@ -10,7 +10,7 @@ import { AZURITE_ACCOUNT_KEY, useAzurite } from '../helpers/azurite';
 import { startSandbox } from '../helpers/sandboxEnv';
 import { fleetEvent, OP, pick, ruleIdOf, seedFleet } from '../functions/eventRig';
 import { ConnectorStandIn, type ConnectorCall } from '../teams/connectorStandIn';
-import { postJson, startServe, waitFor, type Served } from './serveRig';
+import { postJson, startServe, waitFor, type Served } from '../helpers/serveRig';
 
 const azurite = useAzurite();
 let sandbox: ArmSandbox;

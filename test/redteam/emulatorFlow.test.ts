@@ -11,7 +11,7 @@ import { seedDriftedFleet, type SeededFleet } from '../../testkit/fleet';
 import { useAzurite } from '../helpers/azurite';
 import { startSandbox } from '../helpers/sandboxEnv';
 import { ConnectorStandIn, type ConnectorCall } from '../teams/connectorStandIn';
-import { BIN, postJson, ROOT, startServe, waitFor, type Served } from './serveRig';
+import { BIN, postJson, ROOT, startServe, waitFor, type Served } from '../helpers/serveRig';
 
 // The Emulator's own user id (Settings → "User ID"); the Emulator sends no aadObjectId.
 const EMULATOR_USER = 'c5e99701-2a32-49c1-a660-4629ceeb8c61';

@@ -1,4 +1,4 @@
-// Shared by the red-team tests that drive `aks-netguard serve` as a child process (as a user runs it).
+// `aks-netguard serve` as a child process, as a user runs it: started on a free port, polled, stopped with Ctrl-C.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import path from 'node:path';
 
