@@ -4,7 +4,6 @@
 // case is judged on what reaches the ARM sandbox (its request recording) and what the user sees.
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
-import { runCli } from '../../shared/cli/main';
 import { startLocalServer, type LocalServer } from '../../shared/cli/serve';
 import type { ArmSandbox } from '../../testkit/armServer';
 import type { SeededFleet } from '../../testkit/fleet';
@@ -12,7 +11,7 @@ import type { RunReport } from '../../shared/types';
 import { useCliRig } from '../helpers/cliRig';
 import { freshStore } from '../helpers/sandboxEnv';
 import { fleetEvent, netGuardRulesIn, OP, pick, ruleIdOf, runtimeFor } from '../functions/eventRig';
-import { waitUntil } from '../helpers/waitUntil';
+import { serveInProcess } from '../helpers/serveRig';
 
 const rig = useCliRig('edges');
 let sandbox: ArmSandbox;
@@ -290,18 +289,9 @@ test('`aks-netguard serve` without MicrosoftAppId: the Emulator-style loopback b
   const { fixture } = await import('../teams/harness');
   const { TeamsTables } = await import('../../shared/teams/channels');
   const connector = await ConnectorStandIn.start();
-  let stdout = '';
-  let interrupt!: () => void;
-  const interrupted = new Promise<void>((resolve) => (interrupt = resolve));
-  const running = runCli(['serve', '--port', '0'], {
-    stdout: (t) => (stdout += t),
-    stderr: () => undefined,
-    env: { AKS_NETGUARD_ARM_ENDPOINT: sandbox.endpoint, AzureWebJobsStorage: rig.azuriteConnectionString },
-    untilInterrupted: () => interrupted,
-  });
+  const served = await serveInProcess({ AKS_NETGUARD_ARM_ENDPOINT: sandbox.endpoint, AzureWebJobsStorage: rig.azuriteConnectionString });
   try {
-    await waitUntil(() => /serving on/.test(stdout));
-    const url = /serving on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)![1];
+    const url = served.url;
     const channel = `19:${randomUUID().replace(/-/g, '')}@thread.tacv2`;
     const activity = fixture('teams.net_message_channel_mention.json');
     activity.text = '<at>ridotest</at> subscribe';
@@ -320,8 +310,7 @@ test('`aks-netguard serve` without MicrosoftAppId: the Emulator-style loopback b
     expect((await stored()).map((c) => c.channelId)).toContain(channel);
     expect(connector.posted()).toHaveLength(1);
   } finally {
-    interrupt();
-    await running.catch(() => undefined);
+    await served.stop().catch(() => undefined);
     await connector.stop();
   }
 }, 60_000);
@@ -329,18 +318,9 @@ test('`aks-netguard serve` without MicrosoftAppId: the Emulator-style loopback b
 test('`aks-netguard serve` settles who may talk to the bot before building it: no storage still gives 403 / 401, not the configuration error', async () => {
   const outcomes: number[] = [];
   for (const env of [{}, { MicrosoftAppId: '11111111-2222-3333-4444-555555555555', MicrosoftAppPassword: 'bot-password-never-shown' }]) {
-    let stdout = '';
-    let interrupt!: () => void;
-    const interrupted = new Promise<void>((resolve) => (interrupt = resolve));
-    const running = runCli(['serve', '--port', '0'], {
-      stdout: (t) => (stdout += t),
-      stderr: () => undefined,
-      env: { AKS_NETGUARD_ARM_ENDPOINT: sandbox.endpoint, ...env },
-      untilInterrupted: () => interrupted,
-    });
+    const served = await serveInProcess({ AKS_NETGUARD_ARM_ENDPOINT: sandbox.endpoint, ...env });
     try {
-      await waitUntil(() => /serving on/.test(stdout));
-      const url = /serving on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)![1];
+      const url = served.url;
       const res = await fetch(`${url}/api/messages`, {
         method: 'POST',
         body: JSON.stringify({ type: 'message', text: 'subscribe', serviceUrl: 'https://smba.stranger.example/emea/', conversation: { id: 'c' } }),
@@ -349,8 +329,7 @@ test('`aks-netguard serve` settles who may talk to the bot before building it: n
       outcomes.push(res.status);
       expect(await res.text()).not.toMatch(/AzureWebJobsStorage|bot-password/);
     } finally {
-      interrupt();
-      await running.catch(() => undefined);
+      await served.stop().catch(() => undefined);
     }
   }
   expect(outcomes).toEqual([403, 401]);

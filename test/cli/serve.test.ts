@@ -1,14 +1,13 @@
 // `aks-netguard serve`: POST /api/events as an Event Grid webhook over real HTTP, running the same
 // handler as the function, with the real SDK clients against the ARM sandbox and Azurite for state.
 import { randomUUID } from 'node:crypto';
-import { runCli } from '../../shared/cli/main';
 import { startLocalServer, type LocalServer } from '../../shared/cli/serve';
 import type { ArmSandbox } from '../../testkit/armServer';
 import type { SeededFleet } from '../../testkit/fleet';
 import type { TableStateStore } from '../../shared/store/tables';
 import { sampleEvent, sampleText } from '../events/eventSamples';
 import { useAzurite } from '../helpers/azurite';
-import { waitUntil } from '../helpers/waitUntil';
+import { serveInProcess } from '../helpers/serveRig';
 import { freshStore, startSandbox } from '../helpers/sandboxEnv';
 import { fleetEvent, netGuardRulesIn, OP, pick, ruleIdOf, rulePutsThatTook, runtimeFor, seedFleet } from '../functions/eventRig';
 
@@ -111,20 +110,10 @@ test('other methods and paths are refused clearly', async () => {
 });
 
 test('`aks-netguard serve --port 0` prints where it listens, serves the webhook and stops cleanly when interrupted', async () => {
-  let stdout = '';
-  let stderr = '';
-  let interrupt!: () => void;
-  const interrupted = new Promise<void>((resolve) => (interrupt = resolve));
-  const running = runCli(['serve', '--port', '0'], {
-    stdout: (t) => (stdout += t),
-    stderr: (t) => (stderr += t),
-    env: { AKS_NETGUARD_ARM_ENDPOINT: sandbox.endpoint, AzureWebJobsStorage: azurite.connectionString },
-    untilInterrupted: () => interrupted,
-  });
+  const served = await serveInProcess({ AKS_NETGUARD_ARM_ENDPOINT: sandbox.endpoint, AzureWebJobsStorage: azurite.connectionString });
   try {
-    await waitUntil(() => /serving on/.test(stdout));
-    const url = /serving on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)?.[1];
-    expect(url).toBeDefined();
+    const url = served.url;
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     const validation = await post(sampleText('eventgrid-schema/SubscriptionValidationEvent.json'), { 'aeg-event-type': 'SubscriptionValidation' }, `${url}/api/events`);
     expect(validation.json).toEqual({ validationResponse: '512d38b6-c7b8-40c8-89fe-f46f9e9622b6' });
     // A compliant NSG: read, judged, nothing written.
@@ -132,13 +121,11 @@ test('`aks-netguard serve --port 0` prints where it listens, serves the webhook 
     const r = await post(JSON.stringify([event]), notification, `${url}/api/events`);
     expect(r.status).toBe(200);
     expect(r.json.summary).toMatchObject({ resources: 1, drift: 0 });
-    interrupt();
-    expect(await running).toBe(0);
-    expect(stderr).toContain('Stopped.');
+    expect(await served.stop()).toBe(0);
+    expect(served.stderr()).toContain('Stopped.');
     await expect(fetch(`${url}/api/events`, { method: 'POST', body: '[]' })).rejects.toThrow();
   } finally {
-    interrupt();
-    await running.catch(() => undefined);
+    await served.stop().catch(() => undefined);
   }
 });
 
@@ -146,18 +133,9 @@ test('`serve` also answers the Teams bot on POST /api/messages, with the same bo
   const { ConnectorStandIn } = await import('../teams/connectorStandIn');
   const { fixture } = await import('../teams/harness');
   const connector = await ConnectorStandIn.start();
-  let stdout = '';
-  let interrupt!: () => void;
-  const interrupted = new Promise<void>((resolve) => (interrupt = resolve));
-  const running = runCli(['serve', '--port', '0'], {
-    stdout: (t) => (stdout += t),
-    stderr: () => undefined,
-    env: { AKS_NETGUARD_ARM_ENDPOINT: sandbox.endpoint, AzureWebJobsStorage: azurite.connectionString },
-    untilInterrupted: () => interrupted,
-  });
+  const served = await serveInProcess({ AKS_NETGUARD_ARM_ENDPOINT: sandbox.endpoint, AzureWebJobsStorage: azurite.connectionString });
   try {
-    await waitUntil(() => /serving on/.test(stdout));
-    const url = /serving on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)![1];
+    const url = served.url;
     const activity = fixture('teams.net_message_channel_mention.json');
     activity.serviceUrl = connector.serviceUrl;
     activity.text = '<at>NetGuard</at> help';
@@ -169,8 +147,7 @@ test('`serve` also answers the Teams bot on POST /api/messages, with the same bo
     // Not JSON: refused before the bot.
     expect((await fetch(`${url}/api/messages`, { method: 'POST', body: '{', headers: { 'content-type': 'application/json' } })).status).toBe(400);
   } finally {
-    interrupt();
-    await running.catch(() => undefined);
+    await served.stop().catch(() => undefined);
     await connector.stop();
   }
 }, 60_000);

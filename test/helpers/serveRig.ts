@@ -43,3 +43,37 @@ export async function waitFor<T>(served: Served, what: string, find: () => T | u
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+export interface ServedInProcess {
+  url: string;
+  stdout(): string;
+  stderr(): string;
+  /** Ctrl-C; resolves with the command's exit code. */
+  stop(): Promise<number>;
+}
+
+/** `aks-netguard serve --port 0` run in process (runCli), as the user's command; resolves once it listens. */
+export async function serveInProcess(env: NodeJS.ProcessEnv): Promise<ServedInProcess> {
+  const { runCli } = await import('../../shared/cli/main');
+  const { waitUntil } = await import('./waitUntil');
+  let out = '';
+  let err = '';
+  let interrupt!: () => void;
+  const interrupted = new Promise<void>((resolve) => (interrupt = resolve));
+  const running = runCli(['serve', '--port', '0'], { stdout: (t) => (out += t), stderr: (t) => (err += t), env, untilInterrupted: () => interrupted });
+  let ended = false;
+  void running.finally(() => (ended = true));
+  await waitUntil(() => ended || /serving on/.test(out));
+  const url = /serving on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
+  if (!url) throw new Error(`serve ended before listening: ${out}${err}`);
+  let stopped: Promise<number> | undefined;
+  return {
+    url,
+    stdout: () => out,
+    stderr: () => err,
+    stop: () => {
+      interrupt();
+      return (stopped ??= running);
+    },
+  };
+}
